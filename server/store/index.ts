@@ -1,0 +1,3 @@
+export type { Store } from "./store.js";
+export * from "./records.js";
+export { openStore, type StoreSettings } from "./open-store.js";

@@ -1,0 +1,67 @@
+import {
+  bigint,
+  boolean,
+  customType,
+  index,
+  int,
+  mysqlTable,
+  primaryKey,
+  text,
+  varchar,
+} from "drizzle-orm/mysql-core";
+
+// Same table and column names as ../sqlite/schema.ts; times are epoch milliseconds.
+
+/** Branch payloads are up to 1 MiB by default and configurable, so LONGBLOB. */
+const longblob = customType<{ data: Buffer; driverData: Buffer }>({
+  dataType: () => "longblob",
+});
+
+const millis = (name: string) => bigint(name, { mode: "number" });
+
+export const transactions = mysqlTable(
+  "transactions",
+  {
+    gid: varchar("gid", { length: 128 }).primaryKey(),
+    mode: varchar("mode", { length: 8 }).notNull(),
+    status: varchar("status", { length: 16 }).notNull(),
+    stalled: boolean("stalled").notNull().default(false),
+    options: text("options").notNull(),
+    queryPrepared: varchar("query_prepared", { length: 2048 }).notNull().default(""),
+    traceparent: varchar("traceparent", { length: 256 }).notNull().default(""),
+    lastError: text("last_error").notNull(),
+    failedBranchId: varchar("failed_branch_id", { length: 64 }).notNull().default(""),
+    failureReason: text("failure_reason").notNull(),
+    contentHash: varchar("content_hash", { length: 64 }).notNull(),
+    createdAt: millis("created_at").notNull(),
+    updatedAt: millis("updated_at").notNull(),
+    finishedAt: millis("finished_at"),
+    nextAttemptAt: millis("next_attempt_at"),
+    deadlineAt: millis("deadline_at"),
+    owner: varchar("owner", { length: 128 }),
+    leaseUntil: millis("lease_until"),
+  },
+  (t) => [
+    index("transactions_due_idx").on(t.nextAttemptAt),
+    index("transactions_created_idx").on(t.createdAt, t.gid),
+    index("transactions_status_idx").on(t.status, t.createdAt),
+  ],
+);
+
+export const branches = mysqlTable(
+  "branches",
+  {
+    gid: varchar("gid", { length: 128 }).notNull(),
+    branchId: varchar("branch_id", { length: 64 }).notNull(),
+    op: varchar("op", { length: 16 }).notNull(),
+    seq: int("seq").notNull(),
+    target: varchar("target", { length: 2048 }).notNull(),
+    payload: longblob("payload").notNull(),
+    after: text("after").notNull(),
+    status: varchar("status", { length: 16 }).notNull(),
+    attempts: int("attempts").notNull().default(0),
+    lastError: text("last_error").notNull(),
+    updatedAt: millis("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.gid, t.branchId, t.op] })],
+);

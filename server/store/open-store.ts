@@ -1,0 +1,17 @@
+import type { Store } from "./store.js";
+import { openMysqlStore } from "./mysql/mysql-store.js";
+import { openSqliteStore } from "./sqlite/sqlite-store.js";
+
+export interface StoreSettings {
+  /** `file:PATH` (embedded SQLite) or `mysql://user:pass@host:port/db` (MySQL, MariaDB, TiDB). */
+  url: string;
+  /** Pool size for MySQL. */
+  poolSize: number;
+}
+
+/** Opens the backend the URL names and brings its schema up to date. */
+export function openStore(settings: StoreSettings): Promise<Store> {
+  if (settings.url.startsWith("file:")) return openSqliteStore(settings.url);
+  if (settings.url.startsWith("mysql://")) return openMysqlStore(settings.url, { poolSize: settings.poolSize });
+  throw new Error(`unsupported store URL scheme in "${settings.url.split(":")[0]}:"`);
+}

@@ -1,0 +1,120 @@
+/** Plain records the store reads and writes; the API maps them to and from proto messages. */
+
+export const MODES = ["saga", "tcc", "msg", "xa"] as const;
+export type Mode = (typeof MODES)[number];
+
+export const TRANSACTION_STATUSES = ["prepared", "submitted", "aborting", "succeeded", "failed"] as const;
+export type TransactionStatus = (typeof TRANSACTION_STATUSES)[number];
+
+export const FINAL_STATUSES: readonly TransactionStatus[] = ["succeeded", "failed"];
+
+export const BRANCH_OPS = ["action", "compensate", "try", "confirm", "cancel", "commit", "rollback"] as const;
+export type BranchOp = (typeof BRANCH_OPS)[number];
+
+export const BRANCH_STATUSES = ["pending", "succeeded", "failed", "skipped"] as const;
+export type BranchStatus = (typeof BRANCH_STATUSES)[number];
+
+/** Times are epoch milliseconds: one representation for every backend. */
+export interface TransactionRecord {
+  gid: string;
+  mode: Mode;
+  status: TransactionStatus;
+  stalled: boolean;
+  /** TransactionOptions as proto JSON, so new option fields need no migration. */
+  options: string;
+  queryPrepared: string;
+  traceparent: string;
+  lastError: string;
+  failedBranchId: string;
+  failureReason: string;
+  /** Digest of what the caller submitted, to tell a retried Submit from a conflicting one. */
+  contentHash: string;
+  createdAt: number;
+  updatedAt: number;
+  finishedAt: number | null;
+  /** When the engine should next look at the transaction; null when nothing is due. */
+  nextAttemptAt: number | null;
+  /** SAGA timeout_to_fail, as an absolute time. */
+  deadlineAt: number | null;
+  owner: string | null;
+  leaseUntil: number | null;
+}
+
+export interface BranchRecord {
+  gid: string;
+  branchId: string;
+  op: BranchOp;
+  /** Position of the branch in the submitted list; orders execution and compensation. */
+  seq: number;
+  target: string;
+  payload: Uint8Array;
+  after: string[];
+  status: BranchStatus;
+  attempts: number;
+  lastError: string;
+  updatedAt: number;
+}
+
+export interface TransactionWithBranches {
+  transaction: TransactionRecord;
+  branches: BranchRecord[];
+}
+
+export type CreateResult =
+  | { created: true }
+  | { created: false; existing: TransactionRecord };
+
+export interface ListQuery {
+  statuses: TransactionStatus[];
+  modes: Mode[];
+  createdAfter?: number;
+  createdBefore?: number;
+  gidPrefix?: string;
+  stalledOnly: boolean;
+  limit: number;
+  /** Resume after this (createdAt, gid), exclusive; newest first. */
+  after?: ListCursor;
+}
+
+export interface ListCursor {
+  createdAt: number;
+  gid: string;
+}
+
+export interface ListPage {
+  transactions: TransactionRecord[];
+  /** Set when more rows may follow. */
+  next?: ListCursor;
+}
+
+/** What a CAS update of a transaction may change. */
+export type TransactionChanges = Partial<
+  Pick<
+    TransactionRecord,
+    | "status"
+    | "stalled"
+    | "lastError"
+    | "failedBranchId"
+    | "failureReason"
+    | "updatedAt"
+    | "finishedAt"
+    | "nextAttemptAt"
+    | "owner"
+    | "leaseUntil"
+  >
+>;
+
+/** The condition a CAS update of a transaction checks. */
+export interface TransactionExpectation {
+  statuses?: readonly TransactionStatus[];
+  /** The caller must hold the lease (owner matches). */
+  owner?: string;
+}
+
+export type BranchChanges = Partial<Pick<BranchRecord, "status" | "attempts" | "lastError" | "updatedAt">>;
+
+export interface BranchKey {
+  gid: string;
+  branchId: string;
+  op: BranchOp;
+}

@@ -1,0 +1,50 @@
+import { blob, index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+// Same table and column names as ../mysql/schema.ts; times are epoch milliseconds.
+
+export const transactions = sqliteTable(
+  "transactions",
+  {
+    gid: text("gid").primaryKey(),
+    mode: text("mode").notNull(),
+    status: text("status").notNull(),
+    stalled: integer("stalled", { mode: "boolean" }).notNull().default(false),
+    options: text("options").notNull(),
+    queryPrepared: text("query_prepared").notNull().default(""),
+    traceparent: text("traceparent").notNull().default(""),
+    lastError: text("last_error").notNull().default(""),
+    failedBranchId: text("failed_branch_id").notNull().default(""),
+    failureReason: text("failure_reason").notNull().default(""),
+    contentHash: text("content_hash").notNull(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    finishedAt: integer("finished_at"),
+    nextAttemptAt: integer("next_attempt_at"),
+    deadlineAt: integer("deadline_at"),
+    owner: text("owner"),
+    leaseUntil: integer("lease_until"),
+  },
+  (t) => [
+    index("transactions_due_idx").on(t.nextAttemptAt),
+    index("transactions_created_idx").on(t.createdAt, t.gid),
+    index("transactions_status_idx").on(t.status, t.createdAt),
+  ],
+);
+
+export const branches = sqliteTable(
+  "branches",
+  {
+    gid: text("gid").notNull(),
+    branchId: text("branch_id").notNull(),
+    op: text("op").notNull(),
+    seq: integer("seq").notNull(),
+    target: text("target").notNull(),
+    payload: blob("payload", { mode: "buffer" }).notNull(),
+    after: text("after").notNull().default("[]"),
+    status: text("status").notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    lastError: text("last_error").notNull().default(""),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.gid, t.branchId, t.op] })],
+);

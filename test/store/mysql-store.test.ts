@@ -1,0 +1,4 @@
+import { describeStoreContract } from "./store.contract.js";
+import { mysqlBackend } from "../support/stores.js";
+
+describeStoreContract(mysqlBackend());

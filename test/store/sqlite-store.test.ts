@@ -1,0 +1,4 @@
+import { describeStoreContract } from "./store.contract.js";
+import { sqliteBackend } from "../support/stores.js";
+
+describeStoreContract(sqliteBackend());

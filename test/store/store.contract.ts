@@ -1,0 +1,166 @@
+import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { openStore, type Store } from "../../server/store/index.js";
+import type { StoreBackend } from "../support/stores.js";
+import { branchRecord, txRecord } from "./fixtures.js";
+
+/** The behaviour every Store backend must have; run once per backend. */
+export function describeStoreContract(backend: StoreBackend) {
+  describe(`Store contract: ${backend.name}`, () => {
+    let store: Store;
+    let url: string;
+    const opened: Store[] = [];
+    const open = async (u: string) => {
+      const s = await openStore({ url: u, poolSize: 8 });
+      opened.push(s);
+      return s;
+    };
+
+    beforeEach(async () => {
+      url = await backend.freshUrl();
+      store = await open(url);
+    });
+
+    afterAll(async () => {
+      await Promise.allSettled(opened.map((s) => s.close()));
+      await backend.cleanup();
+    });
+
+    it("creates a transaction with its branches and reads them back in execution order", async () => {
+      const branches = [
+        branchRecord("g1", 2, "compensate"),
+        branchRecord("g1", 2, "action", { after: ["01"] }),
+        branchRecord("g1", 1, "compensate"),
+        branchRecord("g1", 1, "action", { payload: new Uint8Array([0, 255, 7]) }),
+      ];
+      await expect(store.createTransaction(txRecord("g1", { traceparent: "00-abc-def-01" }), branches)).resolves.toEqual({
+        created: true,
+      });
+      const got = await store.getTransaction("g1");
+      expect(got?.transaction).toMatchObject({ gid: "g1", mode: "saga", status: "submitted", stalled: false, traceparent: "00-abc-def-01" });
+      expect(got?.branches.map((b) => `${b.branchId}/${b.op}`)).toEqual(["01/action", "01/compensate", "02/action", "02/compensate"]);
+      expect(Array.from(got!.branches[0]!.payload)).toEqual([0, 255, 7]);
+      expect(got?.branches[2]?.after).toEqual(["01"]);
+    });
+
+    it("returns the existing row for a second create with the same gid and writes nothing", async () => {
+      await store.createTransaction(txRecord("dup", { contentHash: "a" }), [branchRecord("dup", 1, "action")]);
+      const again = await store.createTransaction(txRecord("dup", { contentHash: "b" }), [
+        branchRecord("dup", 1, "action"),
+        branchRecord("dup", 2, "action"),
+      ]);
+      expect(again.created).toBe(false);
+      expect(again.created === false && again.existing.contentHash).toBe("a");
+      expect((await store.getTransaction("dup"))?.branches).toHaveLength(1);
+    });
+
+    it("writes nothing when one branch of a create fails (atomic create)", async () => {
+      const clash = [branchRecord("atomic", 1, "action"), branchRecord("atomic", 1, "action")];
+      await expect(store.createTransaction(txRecord("atomic"), clash)).rejects.toThrow();
+      expect(await store.getTransaction("atomic")).toBeUndefined();
+    });
+
+    it("changes status only when the expected status and owner still hold (CAS)", async () => {
+      await store.createTransaction(txRecord("cas", { owner: "c1" }), []);
+      expect(await store.updateTransaction("cas", { statuses: ["prepared"] }, { status: "aborting" })).toBe(false);
+      expect(await store.updateTransaction("cas", { statuses: ["submitted"], owner: "c2" }, { status: "aborting" })).toBe(false);
+      expect(await store.updateTransaction("cas", { statuses: ["submitted"], owner: "c1" }, { status: "aborting", lastError: "boom" })).toBe(true);
+      expect(await store.updateTransaction("cas", { statuses: ["submitted"] }, { status: "succeeded" })).toBe(false);
+      expect(await store.updateTransaction("missing", {}, { status: "failed" })).toBe(false);
+      expect((await store.getTransaction("cas"))?.transaction).toMatchObject({ status: "aborting", lastError: "boom" });
+    });
+
+    it("lets exactly one of many concurrent CAS updates win", async () => {
+      await store.createTransaction(txRecord("race"), []);
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => store.updateTransaction("race", { statuses: ["submitted"] }, { status: "aborting", lastError: `w${i}` })),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+    });
+
+    it("updates a branch only while its transaction is in an allowed status", async () => {
+      await store.createTransaction(txRecord("br"), [branchRecord("br", 1, "action")]);
+      const key = { gid: "br", branchId: "01", op: "action" as const };
+      expect(await store.updateBranch(key, ["aborting"], { status: "succeeded" })).toBe(false);
+      expect(await store.updateBranch(key, ["submitted"], { status: "succeeded", attempts: 2, lastError: "x" })).toBe(true);
+      expect(await store.updateBranch({ ...key, op: "compensate" }, ["submitted"], { status: "succeeded" })).toBe(false);
+      expect((await store.getTransaction("br"))?.branches[0]).toMatchObject({ status: "succeeded", attempts: 2, lastError: "x" });
+    });
+
+    it("adds branches only while the transaction is in an allowed status", async () => {
+      await store.createTransaction(txRecord("add", { mode: "tcc", status: "prepared" }), []);
+      expect(await store.addBranches("add", ["prepared"], [branchRecord("add", 1, "confirm")])).toBe(true);
+      expect(await store.addBranches("add", ["submitted"], [branchRecord("add", 2, "confirm")])).toBe(false);
+      expect(await store.addBranches("nope", ["prepared"], [branchRecord("nope", 1, "confirm")])).toBe(false);
+      expect((await store.getTransaction("add"))?.branches.map((b) => b.branchId)).toEqual(["01"]);
+    });
+
+    it("claims due, unleased work once, and expired leases again", async () => {
+      const now = Date.now();
+      await store.createTransaction(txRecord("due1", { nextAttemptAt: now - 10 }), []);
+      await store.createTransaction(txRecord("due2", { nextAttemptAt: now - 5 }), []);
+      await store.createTransaction(txRecord("later", { nextAttemptAt: now + 60_000 }), []);
+      await store.createTransaction(txRecord("leased", { nextAttemptAt: now - 10, owner: "x", leaseUntil: now + 60_000 }), []);
+      await store.createTransaction(txRecord("expired", { nextAttemptAt: now - 10, owner: "dead", leaseUntil: now - 1 }), []);
+      await store.createTransaction(txRecord("idle"), []);
+
+      const [a, b] = await Promise.all([store.claimDue("A", now, now + 5000, 10), store.claimDue("B", now, now + 5000, 10)]);
+      const claimed = [...a, ...b].map((t) => t.gid).sort();
+      expect(claimed).toEqual(["due1", "due2", "expired"]);
+      for (const t of [...a, ...b]) expect(t.leaseUntil).toBe(now + 5000);
+      expect(a.every((t) => t.owner === "A") && b.every((t) => t.owner === "B")).toBe(true);
+      expect(await store.claimDue("C", now, now + 5000, 10)).toEqual([]);
+      // After the leases run out, another coordinator takes the work over.
+      const takeover = await store.claimDue("C", now + 6000, now + 11_000, 10);
+      expect(takeover.map((t) => t.gid).sort()).toEqual(["due1", "due2", "expired"]);
+    });
+
+    it("respects the claim batch limit, oldest due first", async () => {
+      const now = Date.now();
+      for (let i = 0; i < 5; i++) await store.createTransaction(txRecord(`lim${i}`, { nextAttemptAt: now - 100 + i }), []);
+      const got = await store.claimDue("A", now, now + 1000, 2);
+      expect(got.map((t) => t.gid).sort()).toEqual(["lim0", "lim1"]);
+    });
+
+    it("renews leases only for rows the owner still holds", async () => {
+      const now = Date.now();
+      await store.createTransaction(txRecord("r1", { owner: "A", leaseUntil: now }), []);
+      await store.createTransaction(txRecord("r2", { owner: "B", leaseUntil: now }), []);
+      expect(await store.renewLeases("A", ["r1", "r2", "r3"], now + 9000)).toEqual(["r1"]);
+      expect((await store.getTransaction("r2"))?.transaction.leaseUntil).toBe(now);
+    });
+
+    it("lists newest first with filters and stable page tokens", async () => {
+      const base = 1_700_000_000_000;
+      for (let i = 0; i < 7; i++) {
+        await store.createTransaction(
+          txRecord(`list_${i}`, { createdAt: base + Math.floor(i / 2), mode: i % 2 ? "tcc" : "saga", status: i === 3 ? "failed" : "submitted", stalled: i === 5 }),
+          [],
+        );
+      }
+      await store.createTransaction(txRecord("listXother", { createdAt: base }), []);
+      const seen: string[] = [];
+      let after;
+      do {
+        const page = await store.listTransactions({ statuses: [], modes: [], stalledOnly: false, limit: 3, gidPrefix: "list_", after });
+        seen.push(...page.transactions.map((t) => t.gid));
+        after = page.next;
+      } while (after);
+      expect(seen).toEqual(["list_6", "list_5", "list_4", "list_3", "list_2", "list_1", "list_0"]);
+
+      const tcc = await store.listTransactions({ statuses: ["submitted"], modes: ["tcc"], stalledOnly: false, limit: 50 });
+      expect(tcc.transactions.map((t) => t.gid)).toEqual(["list_5", "list_1"]);
+      const stalled = await store.listTransactions({ statuses: [], modes: [], stalledOnly: true, limit: 50 });
+      expect(stalled.transactions.map((t) => t.gid)).toEqual(["list_5"]);
+      const window = await store.listTransactions({ statuses: [], modes: [], stalledOnly: false, limit: 50, createdAfter: base + 1, createdBefore: base + 3, gidPrefix: "list" });
+      expect(window.transactions.map((t) => t.gid)).toEqual(["list_5", "list_4", "list_3", "list_2"]);
+    });
+
+    it("keeps committed data across close and reopen, re-running migrations harmlessly", async () => {
+      await store.createTransaction(txRecord("durable"), [branchRecord("durable", 1, "action")]);
+      await store.close();
+      const reopened = await open(url);
+      expect((await reopened.getTransaction("durable"))?.branches).toHaveLength(1);
+      await expect(reopened.ping()).resolves.toBeUndefined();
+    });
+  });
+}

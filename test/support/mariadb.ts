@@ -1,0 +1,89 @@
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import mysql from "mysql2/promise";
+import { freePort } from "./free-port.js";
+import { waitUntil } from "./wait-until.js";
+
+const run = promisify(execFile);
+
+/** A throwaway MariaDB server on a free loopback port, in a temp dir that is removed on stop. */
+export interface ThrowawayMariadb {
+  port: number;
+  /** `mysql://root@127.0.0.1:PORT/` + database */
+  url(database: string): string;
+  /** Stop the server (SIGTERM, as an operator would) keeping its data, to restart it later. */
+  pause(): Promise<void>;
+  /** Start it again on the same port and data directory. */
+  resume(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startMariadb(): Promise<ThrowawayMariadb> {
+  const dir = await mkdtemp(join(tmpdir(), "accord-mariadb-"));
+  const datadir = join(dir, "data");
+  await run("mariadb-install-db", [
+    "--no-defaults",
+    `--datadir=${datadir}`,
+    "--user=root",
+    "--auth-root-authentication-method=normal",
+    "--skip-test-db",
+  ]);
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+
+  const launch = async () => {
+    const proc = spawn(
+      "mariadbd",
+      [
+        "--no-defaults",
+        "--user=root",
+        `--datadir=${datadir}`,
+        `--port=${port}`,
+        "--bind-address=127.0.0.1",
+        `--socket=${join(dir, "s.sock")}`,
+        "--character-set-server=utf8mb4",
+        "--skip-log-bin",
+        "--max-connections=500",
+        "--max-allowed-packet=64M",
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    proc.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    child = proc;
+    await waitUntil(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`mariadbd exited ${proc.exitCode}: ${stderr}`);
+        const conn = await mysql.createConnection({ host: "127.0.0.1", port, user: "root" });
+        await conn.end();
+        return true;
+      },
+      "mariadbd to accept connections",
+      30_000,
+    );
+  };
+
+  const halt = async () => {
+    const proc = child;
+    child = undefined;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once("exit", r));
+    proc.kill("SIGTERM");
+    await exited;
+  };
+
+  await launch();
+  return {
+    port,
+    url: (database) => `mysql://root@127.0.0.1:${port}/${database}`,
+    pause: halt,
+    resume: launch,
+    async stop() {
+      await halt();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
