@@ -1,0 +1,28 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+
+const DOMAIN = "accord.v1";
+
+/** INVALID_ARGUMENT naming the field, with a google.rpc.BadRequest detail for programs. */
+export function invalidArgument(field: string, description: string): ConnectError {
+  return new ConnectError(`${field}: ${description}`, Code.InvalidArgument, undefined, [
+    { desc: BadRequestSchema, value: create(BadRequestSchema, { fieldViolations: [{ field, description }] }) },
+  ]);
+}
+
+/** An error with a machine-readable reason (google.rpc.ErrorInfo). */
+export function errorWithReason(code: Code, reason: string, message: string, metadata: Record<string, string> = {}): ConnectError {
+  return new ConnectError(message, code, undefined, [
+    { desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason, domain: DOMAIN, metadata }) },
+  ]);
+}
+
+export function transactionNotFound(gid: string): ConnectError {
+  return errorWithReason(Code.NotFound, "TRANSACTION_NOT_FOUND", `transaction "${gid}" not found`, { gid });
+}
+
+/** For RPCs whose implementation belongs to a later milestone; the README lists them. */
+export function notImplementedYet(method: string, milestone: string): ConnectError {
+  return errorWithReason(Code.Unimplemented, "NOT_IMPLEMENTED_YET", `${method} is not implemented yet (planned with ${milestone})`, { method });
+}

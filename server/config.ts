@@ -1,0 +1,186 @@
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+
+/**
+ * One typed, validated configuration. Precedence: flags > environment > file > defaults.
+ * A nested key `section.someKey` is `ACCORD_SECTION_SOME_KEY` in the environment and
+ * `--section-some-key` on the command line; the file (`--config`, YAML or JSON) nests it.
+ */
+export interface AccordConfig {
+  /** Interface to listen on. */
+  host: string;
+  /** The one port for gRPC, gRPC-Web, Connect, reflection, health and /healthz. */
+  port: number;
+  /** `file:PATH` (embedded SQLite) or `mysql://user:pass@host:port/db`. */
+  store: string;
+  log: { level: LogLevel };
+  mysql: { poolSize: number };
+  limits: {
+    /** Largest request message accepted (bytes); larger ones get RESOURCE_EXHAUSTED. */
+    maxMessageBytes: number;
+    /** Largest branch payload (bytes). */
+    maxPayloadBytes: number;
+    /** Most branches in one transaction. */
+    maxBranches: number;
+  };
+  shutdown: {
+    /** How long a graceful stop waits for in-flight calls before closing them. */
+    graceMs: number;
+  };
+}
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const DEFAULT_PORT = 7460;
+
+export function defaultConfig(): AccordConfig {
+  return {
+    host: "127.0.0.1",
+    port: DEFAULT_PORT,
+    store: "file:./data/accord.db",
+    log: { level: "info" },
+    mysql: { poolSize: 16 },
+    limits: { maxMessageBytes: 16 * 1024 * 1024, maxPayloadBytes: 1024 * 1024, maxBranches: 1000 },
+    shutdown: { graceMs: 10_000 },
+  };
+}
+
+/** A bad configuration value; its message is the one line start-up prints. */
+export class ConfigError extends Error {
+  constructor(key: string, expected: string, got: unknown, source: string) {
+    super(`config key "${key}" (${source}): expected ${expected}, got ${JSON.stringify(got)}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Parser = (raw: unknown) => { ok: true; value: unknown } | { ok: false; expected: string };
+
+const integer =
+  (min: number, max: number): Parser =>
+  (raw) => {
+    const n = typeof raw === "string" && /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
+    return typeof n === "number" && Number.isInteger(n) && n >= min && n <= max
+      ? { ok: true, value: n }
+      : { ok: false, expected: `an integer from ${min} to ${max}` };
+  };
+
+const oneOf =
+  (values: readonly string[]): Parser =>
+  (raw) =>
+    typeof raw === "string" && values.includes(raw) ? { ok: true, value: raw } : { ok: false, expected: `one of ${values.join(", ")}` };
+
+const nonEmptyString: Parser = (raw) =>
+  typeof raw === "string" && raw.trim() !== "" ? { ok: true, value: raw.trim() } : { ok: false, expected: "a non-empty string" };
+
+const storeUrl: Parser = (raw) => {
+  if (typeof raw === "string" && /^file:.+/.test(raw)) return { ok: true, value: raw };
+  if (typeof raw === "string" && raw.startsWith("mysql://")) {
+    try {
+      const url = new URL(raw);
+      if (url.hostname && /^\/[A-Za-z0-9_]+$/.test(url.pathname)) return { ok: true, value: raw };
+    } catch {
+      // falls through to the error below, which names the key
+    }
+  }
+  return { ok: false, expected: "file:PATH or mysql://user:pass@host:port/database" };
+};
+
+/** Every leaf key and how to read it; the shape mirrors AccordConfig. */
+const PARSERS: Record<string, Parser> = {
+  host: nonEmptyString,
+  port: integer(0, 65535),
+  store: storeUrl,
+  "log.level": oneOf(LOG_LEVELS),
+  "mysql.poolSize": integer(1, 1000),
+  "limits.maxMessageBytes": integer(1024, 1024 * 1024 * 1024),
+  "limits.maxPayloadBytes": integer(1, 256 * 1024 * 1024),
+  "limits.maxBranches": integer(1, 100_000),
+  "shutdown.graceMs": integer(0, 600_000),
+};
+
+const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c}`).replace(/\./g, "_").toUpperCase();
+export const envName = (key: string) => `ACCORD_${snake(key)}`;
+export const flagName = (key: string) => `--${snake(key).toLowerCase().replace(/_/g, "-")}`;
+
+export interface ConfigSources {
+  argv: readonly string[];
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+/** Reads and validates the configuration; throws ConfigError naming the first bad key. */
+export function loadConfig({ argv, env }: ConfigSources): AccordConfig {
+  const flags = parseFlags(argv);
+  const config = defaultConfig();
+  const configFile = flags.get("--config") ?? env.ACCORD_CONFIG;
+  if (configFile) applyFile(config, configFile);
+  for (const key of Object.keys(PARSERS)) {
+    const fromEnv = env[envName(key)];
+    if (fromEnv !== undefined && fromEnv !== "") set(config, key, fromEnv, envName(key));
+  }
+  for (const [flag, value] of flags) {
+    if (flag === "--config") continue;
+    const key = Object.keys(PARSERS).find((k) => flagName(k) === flag);
+    if (!key) throw new ConfigError(flag, `one of --config, ${Object.keys(PARSERS).map(flagName).join(", ")}`, flag, "command line");
+    set(config, key, value, flag);
+  }
+  return config;
+}
+
+function parseFlags(argv: readonly string[]): Map<string, string> {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) throw new ConfigError(arg, "a --flag", arg, "command line");
+    const eq = arg.indexOf("=");
+    if (eq > 0) {
+      flags.set(arg.slice(0, eq), arg.slice(eq + 1));
+    } else {
+      const value = argv[i + 1];
+      if (value === undefined) throw new ConfigError(arg, "a value after the flag", null, "command line");
+      flags.set(arg, value);
+      i++;
+    }
+  }
+  return flags;
+}
+
+function applyFile(config: AccordConfig, path: string): void {
+  let content: unknown;
+  try {
+    content = parseYaml(readFileSync(path, "utf8"));
+  } catch (error) {
+    throw new ConfigError("--config", "a readable YAML or JSON file", `${path}: ${(error as Error).message}`, "command line");
+  }
+  const walk = (node: unknown, prefix: string) => {
+    if (node === null || node === undefined) return;
+    if (typeof node !== "object" || Array.isArray(node)) throw new ConfigError(prefix || "(root)", "a mapping", node, path);
+    for (const [name, value] of Object.entries(node)) {
+      const key = prefix ? `${prefix}.${name}` : name;
+      if (key in PARSERS) set(config, key, value, path);
+      else if (Object.keys(PARSERS).some((k) => k.startsWith(`${key}.`))) walk(value, key);
+      else throw new ConfigError(key, "a known key", value, path);
+    }
+  };
+  walk(content, "");
+}
+
+function set(config: AccordConfig, key: string, raw: unknown, source: string): void {
+  const parsed = PARSERS[key]!(raw);
+  if (!parsed.ok) throw new ConfigError(key, parsed.expected, raw, source);
+  const path = key.split(".");
+  let node = config as unknown as Record<string, unknown>;
+  for (const part of path.slice(0, -1)) node = node[part] as Record<string, unknown>;
+  node[path.at(-1)!] = parsed.value;
+}
+
+/** The configuration with credentials removed, for logs and AdminService.GetConfig. */
+export function redactedConfig(config: AccordConfig): AccordConfig {
+  const copy = structuredClone(config);
+  if (copy.store.startsWith("mysql://")) {
+    const url = new URL(copy.store);
+    if (url.password) url.password = "REDACTED";
+    copy.store = url.href;
+  }
+  return copy;
+}

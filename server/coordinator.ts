@@ -1,0 +1,71 @@
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { createErrorInterceptor } from "./api/error-interceptor.js";
+import { createRoutes } from "./api/routes.js";
+import { redactedConfig, type AccordConfig } from "./config.js";
+import { createStoreHealth } from "./observe/store-health.js";
+import { openStore, type Store } from "./store/index.js";
+import { listenOnePort, type RequestHandler } from "./transport/one-port-server.js";
+
+export interface RunningCoordinator {
+  /** Base URL, e.g. http://127.0.0.1:7460 */
+  readonly url: string;
+  readonly port: number;
+  readonly store: Store;
+  /** Graceful stop: stop accepting, finish in-flight calls, close the store. */
+  stop(): Promise<void>;
+}
+
+/** Opens the store, serves every service on one port, and returns a handle to stop it all. */
+export async function startCoordinator(config: AccordConfig, logger: Logger): Promise<RunningCoordinator> {
+  const store = await openStore({ url: config.store, poolSize: config.mysql.poolSize });
+  const health = createStoreHealth(store, logger);
+  const shutdown = new AbortController();
+
+  const healthz: RequestHandler = (req, res) => {
+    if (req.method === "GET" && req.url === "/healthz") {
+      void health.check().then((ok) => {
+        res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
+        res.end(JSON.stringify({ status: ok ? "SERVING" : "NOT_SERVING", store: store.kind }));
+      });
+      return;
+    }
+    res.writeHead(404, { "content-type": "text/plain" });
+    res.end("not found\n");
+  };
+
+  const handler = connectNodeAdapter({
+    routes: createRoutes({ store, health }),
+    readMaxBytes: config.limits.maxMessageBytes,
+    interceptors: [createErrorInterceptor(logger)],
+    shutdownSignal: shutdown.signal,
+    fallback: healthz,
+  });
+
+  let server;
+  try {
+    server = await listenOnePort({ host: config.host, port: config.port, handler, logger });
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
+  logger.info({ url, store: store.kind, config: redactedConfig(config) }, "accord coordinator serving");
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    port: server.port,
+    store,
+    stop() {
+      stopping ??= (async () => {
+        logger.info("stopping: no new connections, finishing in-flight calls");
+        shutdown.abort();
+        await server.close(config.shutdown.graceMs);
+        await store.close();
+        logger.info("stopped");
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,35 @@
+import { ConfigError, loadConfig } from "./config.js";
+import { startCoordinator } from "./coordinator.js";
+import { createLogger } from "./observe/logger.js";
+
+// Entry point: `npm start -- [--config FILE] [--host H] [--port P] [--store URL] …`
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig({ argv: process.argv.slice(2), env: process.env });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`accord: ${error.message}\n`);
+    process.exit(2);
+  }
+  const logger = createLogger(config.log.level);
+  const coordinator = await startCoordinator(config, logger).catch((error: unknown) => {
+    logger.fatal({ err: error }, "could not start");
+    process.exit(1);
+  });
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signal, () => {
+      logger.info({ signal }, "signal received");
+      coordinator.stop().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, "unclean stop");
+          process.exit(1);
+        },
+      );
+    });
+  }
+}
+
+await main();

@@ -1,0 +1,119 @@
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import {
+  createServer as createHttp2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Session,
+} from "node:http2";
+import { createServer as createNetServer, type Socket } from "node:net";
+import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { replayDuplex } from "./replay-duplex.js";
+
+/** The handler shape connectNodeAdapter produces; it serves both HTTP/1.1 and HTTP/2 requests. */
+export type RequestHandler = ReturnType<typeof connectNodeAdapter>;
+
+export interface OnePortOptions {
+  host: string;
+  port: number;
+  handler: RequestHandler;
+  logger: Logger;
+  /** A connection that sends nothing for this long is closed (slowloris guard). */
+  idleTimeoutMs?: number;
+}
+
+export interface OnePortServer {
+  readonly host: string;
+  readonly port: number;
+  /** Stop accepting, let in-flight calls finish for up to `graceMs`, then close what is left. */
+  close(graceMs: number): Promise<void>;
+}
+
+// Every HTTP/2 connection starts with this preface; no HTTP/1.x method starts with "PRI".
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/**
+ * One cleartext port for gRPC (HTTP/2 with prior knowledge), gRPC-Web and Connect (HTTP/1.1 or
+ * HTTP/2): each new connection's first bytes decide which server gets the socket.
+ */
+export function listenOnePort(options: OnePortOptions): Promise<OnePortServer> {
+  const { logger } = options;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+  let inFlight = 0;
+  const sockets = new Set<Socket>();
+  const sessions = new Set<Http2Session>();
+
+  const counted: RequestHandler = (req, res) => {
+    inFlight++;
+    res.once("close", () => inFlight--);
+    options.handler(req, res);
+  };
+
+  const http1 = createHttpServer(
+    { headersTimeout: 10_000, requestTimeout: 120_000, keepAliveTimeout: 5_000 },
+    counted as (req: IncomingMessage, res: ServerResponse) => void,
+  );
+  http1.on("clientError", (error, socket) => {
+    logger.debug({ err: error }, "rejected malformed HTTP/1.1 request");
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+    else socket.destroy();
+  });
+
+  const http2 = createHttp2Server({ maxSessionMemory: 64 }, counted as (req: Http2ServerRequest, res: Http2ServerResponse) => void);
+  http2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    session.on("error", (error) => logger.debug({ err: error }, "HTTP/2 session error"));
+  });
+  http2.on("sessionError", (error) => logger.debug({ err: error }, "HTTP/2 session error"));
+
+  const net = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.on("error", (error) => logger.debug({ err: error }, "connection error"));
+    socket.setTimeout(idleTimeoutMs, () => socket.destroy());
+    let seen = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, H2_PREFACE.length);
+      const isH2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (isH2 && seen.length < H2_PREFACE.length) return; // too short to tell yet
+      socket.off("data", onData);
+      // The protocol servers manage their own timeouts from here on.
+      socket.setTimeout(0);
+      if (isH2) {
+        socket.pause();
+        http2.emit("connection", replayDuplex(socket, seen));
+      } else {
+        socket.pause();
+        socket.unshift(seen);
+        http1.emit("connection", socket);
+        socket.resume();
+      }
+    };
+    socket.on("data", onData);
+  });
+
+  return new Promise((resolve, reject) => {
+    net.once("error", reject);
+    net.listen(options.port, options.host, () => {
+      net.off("error", reject);
+      const address = net.address();
+      const port = address && typeof address === "object" ? address.port : options.port;
+      resolve({
+        host: options.host,
+        port,
+        async close(graceMs) {
+          const closed = new Promise<void>((r) => net.close(() => r()));
+          for (const session of sessions) session.close();
+          http1.closeIdleConnections();
+          const deadline = Date.now() + graceMs;
+          while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+          if (inFlight > 0) logger.warn({ inFlight }, "grace period over; closing remaining calls");
+          for (const socket of sockets) socket.destroy();
+          await closed;
+        },
+      });
+    });
+  });
+}

@@ -1,0 +1,25 @@
+import { pino } from "pino";
+import { defaultConfig, type AccordConfig } from "../../server/config.js";
+import { startCoordinator, type RunningCoordinator } from "../../server/coordinator.js";
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+export function testConfig(store: string, overrides: DeepPartial<AccordConfig> = {}): AccordConfig {
+  const base = defaultConfig();
+  return {
+    ...base,
+    ...overrides,
+    port: overrides.port ?? 0,
+    store,
+    log: { ...base.log, ...overrides.log },
+    mysql: { ...base.mysql, ...overrides.mysql },
+    limits: { ...base.limits, ...overrides.limits },
+    shutdown: { ...base.shutdown, graceMs: 2000, ...overrides.shutdown },
+  };
+}
+
+/** An in-process coordinator on a free port; logs go nowhere unless ACCORD_TEST_LOGS is set. */
+export function startTestCoordinator(store: string, overrides: DeepPartial<AccordConfig> = {}): Promise<RunningCoordinator> {
+  const logger = pino({ level: process.env.ACCORD_TEST_LOGS ? "debug" : "silent" });
+  return startCoordinator(testConfig(store, overrides), logger);
+}
