@@ -42,7 +42,8 @@ describe("configuration", () => {
     expect(loadConfig({ argv: [`--config=${file}`], env: {} })).toMatchObject({ shutdown: { graceMs: 5 }, mysql: { poolSize: 3 } });
   });
 
-  it.each([
+  type Sources = { argv?: string[]; env?: Record<string, string> };
+  it.each<[Sources, RegExp]>([
     [{ argv: [], env: { ACCORD_PORT: "seventy" } }, /config key "port" \(ACCORD_PORT\): expected an integer from 0 to 65535, got "seventy"/],
     [{ argv: ["--log-level", "loud"] }, /config key "log.level" \(--log-level\): expected one of trace, debug/],
     [{ argv: ["--store", "postgres://x/y"] }, /config key "store".*file:PATH or mysql:/],
