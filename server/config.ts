@@ -27,6 +27,33 @@ export interface AccordConfig {
     /** How long a graceful stop waits for in-flight calls before closing them. */
     graceMs: number;
   };
+  engine: EngineConfig;
+}
+
+/** How the engine runs transactions; retry and timeout fields are per-transaction defaults. */
+export interface EngineConfig {
+  /** Identity of this coordinator in lease rows; empty means host-pid-random. */
+  coordinatorId: string;
+  /** Lease on a running transaction; a dead coordinator's work is taken over after this. */
+  leaseMs: number;
+  /** How often due work (retries, crash leftovers) is looked for. */
+  pollIntervalMs: number;
+  /** Most transactions claimed per poll. */
+  claimBatch: number;
+  /** Bulkhead: transactions run at once by this coordinator. */
+  maxRunningTransactions: number;
+  /** Bulkhead: concurrent calls to one branch host. */
+  maxCallsPerHost: number;
+  branchTimeoutMs: number;
+  retryInitialMs: number;
+  retryMultiplier: number;
+  retryMaxMs: number;
+  /** After this many attempts of one operation the transaction is marked stalled. */
+  retryMaxAttempts: number;
+  ongoingIntervalMs: number;
+  preparedTimeoutMs: number;
+  /** Longest Submit-with-wait when the caller set no deadline. */
+  maxWaitMs: number;
 }
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
@@ -43,6 +70,22 @@ export function defaultConfig(): AccordConfig {
     mysql: { poolSize: 16 },
     limits: { maxMessageBytes: 16 * 1024 * 1024, maxPayloadBytes: 1024 * 1024, maxBranches: 1000 },
     shutdown: { graceMs: 10_000 },
+    engine: {
+      coordinatorId: "",
+      leaseMs: 10_000,
+      pollIntervalMs: 500,
+      claimBatch: 64,
+      maxRunningTransactions: 2000,
+      maxCallsPerHost: 64,
+      branchTimeoutMs: 10_000,
+      retryInitialMs: 1000,
+      retryMultiplier: 2,
+      retryMaxMs: 60_000,
+      retryMaxAttempts: 10,
+      ongoingIntervalMs: 5000,
+      preparedTimeoutMs: 30_000,
+      maxWaitMs: 30_000,
+    },
   };
 }
 
@@ -69,6 +112,18 @@ const oneOf =
   (values: readonly string[]): Parser =>
   (raw) =>
     typeof raw === "string" && values.includes(raw) ? { ok: true, value: raw } : { ok: false, expected: `one of ${values.join(", ")}` };
+
+const decimal =
+  (min: number, max: number): Parser =>
+  (raw) => {
+    const n = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : raw;
+    return typeof n === "number" && Number.isFinite(n) && n >= min && n <= max
+      ? { ok: true, value: n }
+      : { ok: false, expected: `a number from ${min} to ${max}` };
+  };
+
+const anyString: Parser = (raw) =>
+  typeof raw === "string" ? { ok: true, value: raw.trim() } : { ok: false, expected: "a string" };
 
 const nonEmptyString: Parser = (raw) =>
   typeof raw === "string" && raw.trim() !== "" ? { ok: true, value: raw.trim() } : { ok: false, expected: "a non-empty string" };
@@ -97,6 +152,20 @@ const PARSERS: Record<string, Parser> = {
   "limits.maxPayloadBytes": integer(1, 256 * 1024 * 1024),
   "limits.maxBranches": integer(1, 100_000),
   "shutdown.graceMs": integer(0, 600_000),
+  "engine.coordinatorId": anyString,
+  "engine.leaseMs": integer(100, 3_600_000),
+  "engine.pollIntervalMs": integer(10, 60_000),
+  "engine.claimBatch": integer(1, 10_000),
+  "engine.maxRunningTransactions": integer(1, 1_000_000),
+  "engine.maxCallsPerHost": integer(1, 100_000),
+  "engine.branchTimeoutMs": integer(1, 3_600_000),
+  "engine.retryInitialMs": integer(1, 3_600_000),
+  "engine.retryMultiplier": decimal(1, 100),
+  "engine.retryMaxMs": integer(1, 86_400_000),
+  "engine.retryMaxAttempts": integer(1, 1_000_000),
+  "engine.ongoingIntervalMs": integer(1, 3_600_000),
+  "engine.preparedTimeoutMs": integer(1, 86_400_000),
+  "engine.maxWaitMs": integer(0, 3_600_000),
 };
 
 const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c}`).replace(/\./g, "_").toUpperCase();

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { createErrorInterceptor } from "./api/error-interceptor.js";
 import { createRoutes } from "./api/routes.js";
 import { redactedConfig, type AccordConfig } from "./config.js";
+import { createEngine, type Engine } from "./engine/engine.js";
 import { createStoreHealth } from "./observe/store-health.js";
 import { openStore, type Store } from "./store/index.js";
 import { listenOnePort, type RequestHandler } from "./transport/one-port-server.js";
@@ -12,6 +13,7 @@ export interface RunningCoordinator {
   readonly url: string;
   readonly port: number;
   readonly store: Store;
+  readonly engine: Engine;
   /** Graceful stop: stop accepting, finish in-flight calls, close the store. */
   stop(): Promise<void>;
 }
@@ -20,6 +22,7 @@ export interface RunningCoordinator {
 export async function startCoordinator(config: AccordConfig, logger: Logger): Promise<RunningCoordinator> {
   const store = await openStore({ url: config.store, poolSize: config.mysql.poolSize });
   const health = createStoreHealth(store, logger);
+  const engine = createEngine({ store, config: config.engine, logger });
   const shutdown = new AbortController();
 
   const healthz: RequestHandler = (req, res) => {
@@ -35,7 +38,7 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
   };
 
   const handler = connectNodeAdapter({
-    routes: createRoutes({ store, health }),
+    routes: createRoutes({ store, health, engine, config }),
     readMaxBytes: config.limits.maxMessageBytes,
     interceptors: [createErrorInterceptor(logger)],
     shutdownSignal: shutdown.signal,
@@ -49,6 +52,7 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
     await store.close();
     throw error;
   }
+  engine.start();
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   logger.info({ url, store: store.kind, config: redactedConfig(config) }, "accord coordinator serving");
 
@@ -57,11 +61,13 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
     url,
     port: server.port,
     store,
+    engine,
     stop() {
       stopping ??= (async () => {
         logger.info("stopping: no new connections, finishing in-flight calls");
         shutdown.abort();
         await server.close(config.shutdown.graceMs);
+        await engine.stop(config.shutdown.graceMs);
         await store.close();
         logger.info("stopped");
       })();

@@ -10,6 +10,8 @@ import {
 } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
 import type { StoreHealth } from "../observe/store-health.js";
+import type { AccordConfig } from "../config.js";
+import type { Engine } from "../engine/engine.js";
 import type { Store } from "../store/index.js";
 import { createAdminService } from "./admin-service.js";
 import { createCoordinatorService } from "./coordinator-service.js";
@@ -19,10 +21,12 @@ import { createReflectionServices } from "./reflection-service.js";
 export interface RouteDependencies {
   store: Store;
   health: StoreHealth;
+  engine: Engine;
+  config: AccordConfig;
 }
 
 /** Every service on the one port. */
-export function createRoutes({ store, health }: RouteDependencies) {
+export function createRoutes({ store, health, engine, config }: RouteDependencies) {
   const reflection = createReflectionServices(
     [
       file_accord_v1_coordinator,
@@ -42,7 +46,7 @@ export function createRoutes({ store, health }: RouteDependencies) {
     ],
   );
   return (router: ConnectRouter) => {
-    router.service(CoordinatorService, createCoordinatorService(store));
+    router.service(CoordinatorService, createCoordinatorService({ store, engine, config }));
     router.service(AdminService, createAdminService());
     router.service(Health, createHealthService(health, [CoordinatorService.typeName, AdminService.typeName]));
     router.service(reflection.v1.service, reflection.v1.impl);

@@ -1,0 +1,68 @@
+import type { BranchOp, Mode } from "../store/index.js";
+import { createGrpcInvoker } from "./grpc-invoker.js";
+import { createHttpInvoker } from "./http-invoker.js";
+import type { BranchOutcome } from "./outcome.js";
+import { Semaphore } from "./semaphore.js";
+import { parseTarget } from "./target.js";
+
+export interface BranchCall {
+  gid: string;
+  mode: Mode;
+  branchId: string;
+  /** Value of the accord-op header; "query" for an MSG back-check. */
+  op: BranchOp | "query";
+  target: string;
+  payload: Uint8Array;
+  traceparent: string;
+  timeoutMs: number;
+}
+
+export interface BranchInvoker {
+  invoke(call: BranchCall): Promise<BranchOutcome>;
+  close(): void;
+}
+
+export interface BranchInvokerOptions {
+  /** Bulkhead: concurrent calls per target host, so one slow service cannot take every slot. */
+  maxCallsPerHost: number;
+}
+
+/** Calls branch targets over HTTP(S) or gRPC with the accord-* headers and a per-call timeout. */
+export function createBranchInvoker(options: BranchInvokerOptions): BranchInvoker {
+  const http = createHttpInvoker({ maxSocketsPerHost: options.maxCallsPerHost });
+  const grpc = createGrpcInvoker();
+  const hosts = new Map<string, Semaphore>();
+  const bulkhead = (hostKey: string) => {
+    let semaphore = hosts.get(hostKey);
+    if (!semaphore) hosts.set(hostKey, (semaphore = new Semaphore(options.maxCallsPerHost)));
+    return semaphore;
+  };
+
+  return {
+    async invoke(call) {
+      // Targets were validated at Submit; a bad one here is stored data gone wrong: retryable error.
+      let target;
+      try {
+        target = parseTarget(call.target);
+      } catch (error) {
+        return { kind: "error", detail: `invalid target: ${(error as Error).message}` };
+      }
+      const headers: Record<string, string> = {
+        "accord-gid": call.gid,
+        "accord-mode": call.mode,
+        "accord-branch-id": call.branchId,
+        "accord-op": call.op,
+      };
+      if (call.traceparent) headers.traceparent = call.traceparent;
+      return bulkhead(target.hostKey).run(() =>
+        target.kind === "http"
+          ? http.post(target.url, call.payload, headers, call.timeoutMs)
+          : grpc.call(target.tls, target.authority, target.path, call.payload, headers, call.timeoutMs),
+      );
+    },
+    close() {
+      http.close();
+      grpc.close();
+    },
+  };
+}

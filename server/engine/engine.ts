@@ -1,0 +1,154 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { Logger } from "pino";
+import type { EngineConfig } from "../config.js";
+import type { Store, TransactionWithBranches } from "../store/index.js";
+import { createBranchInvoker, type BranchInvoker } from "./branch-invoker.js";
+import { runSaga, type RunResult } from "./saga-runner.js";
+import { Semaphore } from "./semaphore.js";
+import { TransactionEvents } from "./transaction-events.js";
+
+export interface Engine {
+  /** This coordinator's identity in lease rows. */
+  readonly coordinatorId: string;
+  readonly events: TransactionEvents;
+  /** Reserve a run slot for a transaction about to be created; false when the bulkhead is full. */
+  reserve(): boolean;
+  /** Give back a slot from reserve() that was not used (e.g. the gid already existed). */
+  unreserve(): void;
+  /** Run a transaction this coordinator created with itself as lease owner, using a reserved slot. */
+  runReserved(gid: string): void;
+  /** The transaction once final, or its latest state when `timeoutMs` passes or `signal` aborts. */
+  waitForFinal(gid: string, timeoutMs: number, signal?: AbortSignal): Promise<TransactionWithBranches | undefined>;
+  /** Start polling for due work. */
+  start(): void;
+  /** Stop polling, hand running transactions back to the store, wait up to `graceMs`. */
+  stop(graceMs: number): Promise<void>;
+}
+
+export interface EngineOptions {
+  store: Store;
+  config: EngineConfig;
+  logger: Logger;
+  invoker?: BranchInvoker;
+}
+
+/** Fallback polling for changes made by other coordinators while a caller waits. */
+const WAIT_POLL_MS = 500;
+
+export function createEngine({ store, config, logger, invoker: givenInvoker }: EngineOptions): Engine {
+  const coordinatorId = config.coordinatorId || `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+  const invoker = givenInvoker ?? createBranchInvoker({ maxCallsPerHost: config.maxCallsPerHost });
+  const events = new TransactionEvents();
+  const slots = new Semaphore(config.maxRunningTransactions);
+  /** Transactions running here, with whether their lease is still held. */
+  const running = new Map<string, { leaseLost: boolean; done: Promise<void> }>();
+  let stopping = false;
+  let pollTimer: NodeJS.Timeout | undefined;
+  let renewTimer: NodeJS.Timeout | undefined;
+  const log = logger.child({ coordinator: coordinatorId });
+
+  const ctx = {
+    store,
+    invoker,
+    config,
+    coordinatorId,
+    logger: log,
+    events,
+    shouldYield: (gid: string) => stopping || (running.get(gid)?.leaseLost ?? false),
+  };
+
+  /** Runs with a slot already taken; the slot is released when the run ends. */
+  const launch = (gid: string) => {
+    const entry = { leaseLost: false, done: Promise.resolve() };
+    running.set(gid, entry);
+    entry.done = runSaga(ctx, gid)
+      .then((result: RunResult) => log.debug({ gid, result }, "run ended"))
+      .catch((error: unknown) => {
+        // The lease stops being renewed below, so the work is taken over once it expires.
+        log.error({ err: error, gid }, "run failed; the transaction will be retried after its lease expires");
+      })
+      .finally(() => {
+        running.delete(gid);
+        slots.release();
+        events.changed(gid);
+      });
+  };
+
+  const poll = async () => {
+    const free = config.maxRunningTransactions - slots.inUse;
+    if (free <= 0) return;
+    const now = Date.now();
+    const claimed = await store.claimDue(coordinatorId, now, now + config.leaseMs, Math.min(free, config.claimBatch));
+    for (const tx of claimed) {
+      if (running.has(tx.gid) || !slots.tryAcquire()) {
+        // Cannot run it now: let the lease lapse quickly for someone else.
+        await store.updateTransaction(tx.gid, { owner: coordinatorId }, { owner: null, leaseUntil: null });
+        continue;
+      }
+      launch(tx.gid);
+    }
+  };
+
+  const schedulePoll = () => {
+    pollTimer = setTimeout(() => {
+      poll()
+        .catch((error: unknown) => log.error({ err: error }, "polling for due transactions failed"))
+        .finally(() => {
+          if (!stopping) schedulePoll();
+        });
+    }, config.pollIntervalMs);
+  };
+
+  const renew = async () => {
+    const gids = [...running.keys()];
+    if (gids.length === 0) return;
+    const kept = new Set(await store.renewLeases(coordinatorId, gids, Date.now() + config.leaseMs));
+    for (const gid of gids) {
+      const entry = running.get(gid);
+      if (entry && !kept.has(gid) && !entry.leaseLost) {
+        entry.leaseLost = true;
+        log.warn({ gid }, "lease lost; stopping work on the transaction");
+      }
+    }
+  };
+
+  return {
+    coordinatorId,
+    events,
+    reserve: () => !stopping && slots.tryAcquire(),
+    unreserve: () => slots.release(),
+    runReserved: launch,
+
+    async waitForFinal(gid, timeoutMs, signal) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const current = await store.getTransaction(gid);
+        const status = current?.transaction.status;
+        if (!current || status === "succeeded" || status === "failed") return current;
+        const left = deadline - Date.now();
+        if (left <= 0 || signal?.aborted) return current;
+        await events.next(gid, Math.min(left, WAIT_POLL_MS), signal);
+      }
+    },
+
+    start() {
+      schedulePoll();
+      renewTimer = setInterval(() => {
+        renew().catch((error: unknown) => log.error({ err: error }, "renewing leases failed"));
+      }, Math.max(50, Math.floor(config.leaseMs / 3)));
+      log.info({ leaseMs: config.leaseMs, pollIntervalMs: config.pollIntervalMs }, "engine started");
+    },
+
+    async stop(graceMs) {
+      stopping = true;
+      clearTimeout(pollTimer);
+      const runs = [...running.values()].map((r) => r.done);
+      const timeout = new Promise((r) => setTimeout(r, graceMs).unref());
+      await Promise.race([Promise.all(runs), timeout]);
+      clearInterval(renewTimer);
+      if (running.size > 0) log.warn({ running: running.size }, "runs still in flight at stop; their leases will expire");
+      invoker.close();
+    },
+  };
+}

@@ -1,0 +1,61 @@
+import http from "node:http";
+import https from "node:https";
+import { outcomeOfHttpStatus, type BranchOutcome } from "./outcome.js";
+
+/** How much of an error response body is kept as the branch's last_error. */
+const DETAIL_BYTES = 512;
+
+export interface HttpInvoker {
+  post(url: URL, payload: Uint8Array, headers: Record<string, string>, timeoutMs: number): Promise<BranchOutcome>;
+  close(): void;
+}
+
+/** POSTs over keep-alive connection pools (one per host, at most `maxSocketsPerHost` sockets). */
+export function createHttpInvoker(options: { maxSocketsPerHost: number }): HttpInvoker {
+  const agentOptions = { keepAlive: true, maxSockets: options.maxSocketsPerHost, maxFreeSockets: options.maxSocketsPerHost };
+  const agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
+
+  return {
+    post(url, payload, headers, timeoutMs) {
+      const secure = url.protocol === "https:";
+      return new Promise((resolve) => {
+        let settled = false;
+        const settle = (outcome: BranchOutcome) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          resolve(outcome);
+        };
+        const request = (secure ? https : http).request(url, {
+          method: "POST",
+          agent: secure ? agents.https : agents.http,
+          headers: {
+            ...headers,
+            "content-type": "application/json",
+            "content-length": String(payload.byteLength),
+          },
+        });
+        const timer = setTimeout(() => {
+          settle({ kind: "error", detail: `timed out after ${timeoutMs}ms` });
+          request.destroy();
+        }, timeoutMs);
+        request.on("error", (error: NodeJS.ErrnoException) => settle({ kind: "error", detail: error.code ?? error.message }));
+        request.on("response", (response) => {
+          const ok = response.statusCode !== undefined && response.statusCode >= 200 && response.statusCode < 300;
+          let body = "";
+          response.setEncoding("utf8");
+          response.on("data", (chunk: string) => {
+            if (!ok && body.length < DETAIL_BYTES) body += chunk;
+          });
+          response.on("end", () => settle(outcomeOfHttpStatus(response.statusCode ?? 0, body.slice(0, DETAIL_BYTES).trim())));
+          response.on("error", (error) => settle({ kind: "error", detail: error.message }));
+        });
+        request.end(payload);
+      });
+    },
+    close() {
+      agents.http.destroy();
+      agents.https.destroy();
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import { fromJsonString } from "@bufbuild/protobuf";
+import { durationMs, type Duration } from "@bufbuild/protobuf/wkt";
+import { TransactionOptionsSchema } from "../../gen/accord/v1/transaction_pb.js";
+import type { EngineConfig } from "../config.js";
+
+/** A transaction's options with the coordinator's defaults filled in, in milliseconds. */
+export interface EffectivePolicy {
+  branchTimeoutMs: number;
+  timeoutToFailMs: number | undefined;
+  preparedTimeoutMs: number;
+  concurrent: boolean;
+  traceparent: string;
+  retry: {
+    initialMs: number;
+    multiplier: number;
+    maxMs: number;
+    maxAttempts: number;
+    ongoingMs: number;
+  };
+}
+
+const ms = (d: Duration | undefined): number | undefined => {
+  if (!d) return undefined;
+  const value = durationMs(d);
+  return value > 0 ? value : undefined;
+};
+
+/** Reads the stored options JSON (see TransactionRecord.options). */
+export function effectivePolicy(optionsJson: string, defaults: EngineConfig): EffectivePolicy {
+  const options = fromJsonString(TransactionOptionsSchema, optionsJson);
+  const retry = options.retry;
+  return {
+    branchTimeoutMs: ms(options.branchTimeout) ?? defaults.branchTimeoutMs,
+    timeoutToFailMs: ms(options.timeoutToFail),
+    preparedTimeoutMs: ms(options.preparedTimeout) ?? defaults.preparedTimeoutMs,
+    concurrent: options.concurrent,
+    traceparent: options.traceparent,
+    retry: {
+      initialMs: ms(retry?.initialInterval) ?? defaults.retryInitialMs,
+      multiplier: retry?.multiplier || defaults.retryMultiplier,
+      maxMs: ms(retry?.maxInterval) ?? defaults.retryMaxMs,
+      maxAttempts: retry?.maxAttempts || defaults.retryMaxAttempts,
+      ongoingMs: ms(retry?.ongoingInterval) ?? defaults.ongoingIntervalMs,
+    },
+  };
+}
+
+/**
+ * Capped exponential backoff with "equal jitter": half the delay fixed, half random, so retries
+ * of many transactions that failed together spread out without ever retrying immediately.
+ */
+export function backoffMs(attempts: number, retry: EffectivePolicy["retry"], random: () => number = Math.random): number {
+  const exponent = Math.max(0, attempts - 1);
+  const base = Math.min(retry.maxMs, retry.initialMs * retry.multiplier ** exponent);
+  return Math.round(base / 2 + (random() * base) / 2);
+}
