@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +5,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { CoordinatorService } from "../../gen/accord/v1/coordinator_pb.js";
+import { spawnCoordinator } from "../support/coordinator-process.js";
 import { freePort } from "../support/free-port.js";
 import { waitUntil } from "../support/wait-until.js";
 
@@ -18,22 +18,9 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function startMain(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts", ...args], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return { child, exited, output: () => ({ stdout, stderr }) };
-}
-
 it("serves, then stops gracefully on SIGTERM with exit code 0", async () => {
   const port = await freePort();
-  const main = startMain(["--port", String(port)], { ACCORD_STORE: `file:${join(dir, "a.db")}` });
+  const main = spawnCoordinator(["--port", String(port)], { ACCORD_STORE: `file:${join(dir, "a.db")}` });
   const client = createClient(CoordinatorService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
   const { gid } = await waitUntil(() => client.newGid({}), "the coordinator to serve");
   expect(gid).toMatch(/^[0-9A-Z]{26}$/);
@@ -44,7 +31,7 @@ it("serves, then stops gracefully on SIGTERM with exit code 0", async () => {
 });
 
 it("refuses to start on a bad config value with one line naming the key", async () => {
-  const main = startMain([], { ACCORD_PORT: "70000" });
+  const main = spawnCoordinator([], { ACCORD_PORT: "70000" });
   expect(await main.exited).toBe(2);
   const lines = main.output().stderr.trim().split("\n");
   expect(lines).toHaveLength(1);

@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Mode, TransactionStatus } from "../../gen/accord/v1/transaction_pb.js";
+import { TestBranchService } from "../support/branch-service.js";
+import { startCoordinatorProcess } from "../support/coordinator-process.js";
+import { backends } from "../support/stores.js";
+import { waitUntil } from "../support/wait-until.js";
+
+const SAGAS = 6;
+
+for (const backend of backends()) {
+  describe(`a coordinator killed with SIGKILL mid-saga (${backend.name})`, () => {
+    const svc = new TestBranchService();
+    beforeAll(() => svc.listenHttp());
+    afterAll(async () => {
+      await svc.close();
+      await backend.cleanup();
+    });
+
+    it("finishes every saga after restart, with no branch effect applied twice", async () => {
+      const store = await backend.freshUrl();
+      const gids = Array.from({ length: SAGAS }, (_, i) => `crash-${backend.name}-${Date.now()}-${i}`);
+      const refuses = (gid: string) => gids.indexOf(gid) % 3 === 0;
+      // b is slow on its first call, so every saga is mid-flight when the coordinator dies.
+      svc.on("/b", (_call, n) => ({ status: 200, delayMs: n === 0 ? 1500 : 0 }));
+      svc.on("/c", (call) => ({ status: refuses(call.gid) ? 409 : 200 }));
+
+      const first = await startCoordinatorProcess(store);
+      const steps = ["a", "b", "c"].map((name) => ({
+        action: svc.httpUrl(`/${name}`),
+        compensate: svc.httpUrl(`/${name}-undo`),
+        payload: new TextEncoder().encode(`{"op":"${name}"}`),
+      }));
+      for (const gid of gids) {
+        const { transaction } = await first.client.submit({ gid, mode: Mode.SAGA, steps });
+        expect(transaction?.status).toBe(TransactionStatus.SUBMITTED);
+      }
+      await waitUntil(async () => gids.every((gid) => svc.callsTo("/b", gid).length > 0), "every saga to reach b");
+      first.child.kill("SIGKILL");
+      expect(await first.exited).toBe(null);
+
+      const second = await startCoordinatorProcess(store);
+      try {
+        const finals = await waitUntil(async () => {
+          const all = await Promise.all(gids.map(async (gid) => (await second.client.getTransaction({ gid })).transaction));
+          return all.every((t) => t && (t.status === TransactionStatus.SUCCEEDED || t.status === TransactionStatus.FAILED)) ? all : undefined;
+        }, "every saga to finish after the restart", 30_000);
+
+        for (const [i, tx] of finals.entries()) {
+          const gid = gids[i]!;
+          if (refuses(gid)) {
+            expect(tx?.status).toBe(TransactionStatus.FAILED);
+            expect(svc.effectsOf(gid)).toEqual([`${gid}/01/action`, `${gid}/02/action`, `${gid}/02/compensate`, `${gid}/01/compensate`]);
+          } else {
+            expect(tx?.status).toBe(TransactionStatus.SUCCEEDED);
+            expect(svc.effectsOf(gid)).toEqual([`${gid}/01/action`, `${gid}/02/action`, `${gid}/03/action`]);
+          }
+          // The call in flight at the kill was made again after the restart: at-least-once calls,
+          // exactly-once effects.
+          expect(svc.callsTo("/b", gid).length).toBeGreaterThanOrEqual(2);
+          expect(new Set(svc.effectsOf(gid)).size).toBe(svc.effectsOf(gid).length);
+        }
+      } finally {
+        second.child.kill("SIGTERM");
+        await second.exited;
+      }
+    });
+  });
+}
