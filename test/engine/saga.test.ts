@@ -78,6 +78,21 @@ for (const backend of backends()) {
       expect(calls[0]?.payload).toBe('{"amount":5}');
     });
 
+    it("reads gRPC FAILED_PRECONDITION as ONGOING and ABORTED as FAILURE, compensating over gRPC", async () => {
+      const gid = uniqueGid("grpcfail");
+      svc.on("Credit", (call, n) => (call.gid !== gid ? { status: 200 } : n === 0 ? { status: 425 } : { status: 409, body: "account closed" }));
+      const steps = [
+        { action: svc.grpcUrl("Debit"), compensate: svc.grpcUrl("DebitUndo"), payload: json({ amount: 7 }) },
+        { action: svc.grpcUrl("Credit"), compensate: svc.grpcUrl("CreditUndo"), payload: json({ amount: 7 }) },
+      ];
+      const { transaction } = await client.submit({ gid, mode: Mode.SAGA, steps, wait: true }, { timeoutMs: 15_000 });
+      expect(transaction?.status).toBe(TransactionStatus.FAILED);
+      expect(transaction?.failureReason).toMatch(/gRPC status 10: account closed/);
+      const calls = svc.calls.filter((c) => c.gid === gid).map((c) => `${c.name} ${c.op}`);
+      expect(calls).toEqual(["Debit action", "Credit action", "Credit action", "CreditUndo compensate", "DebitUndo compensate"]);
+      expect(svc.effectsOf(gid)).toEqual([`${gid}/01/action`, `${gid}/01/compensate`]);
+    });
+
     it("compensates, in reverse order, every branch whose action ran when one refuses", async () => {
       const gid = uniqueGid("refuse");
       svc.on("/refuse-c", () => ({ status: 409, body: "insufficient funds" }));
