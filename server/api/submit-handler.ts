@@ -3,7 +3,7 @@ import type { SubmitRequest } from "../../gen/accord/v1/coordinator_pb.js";
 import { Mode } from "../../gen/accord/v1/transaction_pb.js";
 import type { AccordConfig } from "../config.js";
 import type { Engine } from "../engine/engine.js";
-import type { Store } from "../store/index.js";
+import type { Store, TransactionWithBranches } from "../store/index.js";
 import { errorWithReason, invalidArgument, notImplementedYet, transactionNotFound } from "./errors.js";
 import { sagaRecords } from "./saga-request.js";
 import { toTransaction } from "./transaction-mapper.js";
@@ -23,9 +23,9 @@ export function waitBudgetMs(context: HandlerContext, maxWaitMs: number): number
 }
 
 export function createSubmitHandler({ store, engine, config }: SubmitDependencies) {
-  const reply = async (gid: string, wait: boolean, context: HandlerContext) => {
+  const reply = async (gid: string, wait: boolean, context: HandlerContext, known?: TransactionWithBranches) => {
     const found = wait
-      ? await engine.waitForFinal(gid, waitBudgetMs(context, config.engine.maxWaitMs), context.signal)
+      ? await engine.waitForFinal(gid, waitBudgetMs(context, config.engine.maxWaitMs), context.signal, known)
       : await store.getTransaction(gid);
     if (!found) throw transactionNotFound(gid);
     return { transaction: toTransaction(found.transaction, found.branches) };
@@ -52,22 +52,23 @@ export function createSubmitHandler({ store, engine, config }: SubmitDependencie
       transaction.owner = engine.coordinatorId;
       transaction.leaseUntil = transaction.createdAt + config.engine.leaseMs;
     }
-    let created;
+    let outcome;
     try {
-      created = await store.createTransaction(transaction, branches);
+      outcome = await store.createTransaction(transaction, branches);
     } catch (error) {
       if (reserved) engine.unreserve();
       throw error;
     }
-    if (!created.created) {
+    if (!outcome.created) {
       if (reserved) engine.unreserve();
-      if (created.existing.contentHash !== transaction.contentHash) {
+      if (outcome.existing.contentHash !== transaction.contentHash) {
         throw errorWithReason(Code.AlreadyExists, "GID_CONFLICT", `gid "${gid}" already names a different transaction`, { gid });
       }
       return reply(gid, request.wait, context);
     }
-    if (reserved) engine.runReserved(gid);
+    const created = { transaction, branches };
+    if (reserved) engine.runReserved(created);
     if (!request.wait) return { transaction: toTransaction(transaction, branches) };
-    return reply(gid, true, context);
+    return reply(gid, true, context, created);
   };
 }

@@ -16,10 +16,16 @@ export interface Engine {
   reserve(): boolean;
   /** Give back a slot from reserve() that was not used (e.g. the gid already existed). */
   unreserve(): void;
-  /** Run a transaction this coordinator created with itself as lease owner, using a reserved slot. */
-  runReserved(gid: string): void;
-  /** The transaction once final, or its latest state when `timeoutMs` passes or `signal` aborts. */
-  waitForFinal(gid: string, timeoutMs: number, signal?: AbortSignal): Promise<TransactionWithBranches | undefined>;
+  /**
+   * Run a transaction this coordinator just created with itself as lease owner, in a reserved
+   * slot, starting from the state it wrote (no read needed).
+   */
+  runReserved(created: TransactionWithBranches): void;
+  /**
+   * The transaction once final, or its latest state when `timeoutMs` passes or `signal` aborts.
+   * `known` is a state the caller already has, saving the first read.
+   */
+  waitForFinal(gid: string, timeoutMs: number, signal?: AbortSignal, known?: TransactionWithBranches): Promise<TransactionWithBranches | undefined>;
   /** Start polling for due work. */
   start(): void;
   /** Stop polling, hand running transactions back to the store, wait up to `graceMs`. */
@@ -59,10 +65,10 @@ export function createEngine({ store, config, logger, invoker: givenInvoker }: E
   };
 
   /** Runs with a slot already taken; the slot is released when the run ends. */
-  const launch = (gid: string) => {
+  const launch = (gid: string, initial?: TransactionWithBranches) => {
     const entry = { leaseLost: false, done: Promise.resolve() };
     running.set(gid, entry);
-    entry.done = runSaga(ctx, gid)
+    entry.done = runSaga(ctx, gid, initial)
       .then((result: RunResult) => log.debug({ gid, result }, "run ended"))
       .catch((error: unknown) => {
         // The lease stops being renewed below, so the work is taken over once it expires.
@@ -71,7 +77,6 @@ export function createEngine({ store, config, logger, invoker: givenInvoker }: E
       .finally(() => {
         running.delete(gid);
         slots.release();
-        events.changed(gid);
       });
   };
 
@@ -118,17 +123,25 @@ export function createEngine({ store, config, logger, invoker: givenInvoker }: E
     events,
     reserve: () => !stopping && slots.tryAcquire(),
     unreserve: () => slots.release(),
-    runReserved: launch,
+    runReserved: (created) => launch(created.transaction.gid, created),
 
-    async waitForFinal(gid, timeoutMs, signal) {
+    async waitForFinal(gid, timeoutMs, signal, known) {
       const deadline = Date.now() + timeoutMs;
+      let current = known;
+      let fresh = known !== undefined;
       for (;;) {
-        const current = await store.getTransaction(gid);
+        // Subscribe before reading, so a change between the read and the wait is not missed.
+        const subscription = events.subscribe(gid, Math.max(0, Math.min(deadline - Date.now(), WAIT_POLL_MS)), signal);
+        if (!fresh) current = await store.getTransaction(gid);
         const status = current?.transaction.status;
-        if (!current || status === "succeeded" || status === "failed") return current;
-        const left = deadline - Date.now();
-        if (left <= 0 || signal?.aborted) return current;
-        await events.next(gid, Math.min(left, WAIT_POLL_MS), signal);
+        if (!current || status === "succeeded" || status === "failed" || Date.now() >= deadline || signal?.aborted) {
+          subscription.cancel();
+          return current;
+        }
+        const changed = await subscription.changed;
+        // A state from this coordinator is current; otherwise (timeout) read the store again.
+        fresh = changed !== undefined;
+        if (changed) current = changed;
       }
     },
 

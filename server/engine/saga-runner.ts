@@ -1,8 +1,15 @@
 import type { Logger } from "pino";
 import type { EngineConfig } from "../config.js";
-import type { BranchRecord, Store, TransactionRecord, TransactionStatus } from "../store/index.js";
+import type {
+  BranchRecord,
+  Store,
+  TransactionChanges,
+  TransactionRecord,
+  TransactionStatus,
+  TransactionWithBranches,
+  WriteOp,
+} from "../store/index.js";
 import type { BranchInvoker } from "./branch-invoker.js";
-import type { BranchOutcome } from "./outcome.js";
 import { backoffMs, effectivePolicy } from "./policy.js";
 import {
   allActionsDone,
@@ -28,76 +35,103 @@ export interface RunnerContext {
 /** How a run ended: the transaction is final, waits for a retry, or is no longer ours. */
 export type RunResult = { kind: "finished" } | { kind: "waiting"; until: number } | { kind: "yielded" };
 
-interface RoundResult {
-  branch: BranchRecord;
-  outcome: BranchOutcome;
-}
-
-interface Refusal {
-  branch: BranchRecord;
-  detail: string;
-}
+const FINISHED: RunResult = { kind: "finished" };
+const YIELDED: RunResult = { kind: "yielded" };
 
 /**
- * Drives one SAGA as far as it can go now: runs the runnable actions (or compensations), records
- * their results, moves the global status with compare-and-set, and stops when the transaction is
- * final or only retries remain (then the poller brings it back when they are due).
+ * Drives one SAGA as far as it can go now: runs the runnable actions (or compensations), moves
+ * the global status with compare-and-set, and stops when the transaction is final or only
+ * retries remain (the poller brings it back when they are due).
+ *
+ * The run holds the lease, so it keeps the state in memory and writes only what recovery needs:
+ * a branch's success rides along with the next status write instead of costing a commit of its
+ * own (if the coordinator dies first, the branch is simply called again — branches are
+ * idempotent by contract).
  */
-export async function runSaga(ctx: RunnerContext, gid: string): Promise<RunResult> {
+export async function runSaga(ctx: RunnerContext, gid: string, initial?: TransactionWithBranches): Promise<RunResult> {
+  const loaded = initial ?? (await ctx.store.getTransaction(gid));
+  if (!loaded) return FINISHED;
+  const tx: TransactionRecord = { ...loaded.transaction };
+  const branches = loaded.branches.map((b) => ({ ...b }));
+  if (tx.status === "succeeded" || tx.status === "failed") return FINISHED;
+  if (tx.owner !== ctx.coordinatorId) return YIELDED;
+
   const log = ctx.logger.child({ gid });
-  // Per-branch "not before" times of this run, so one branch's backoff does not hold the others.
-  const notBefore = new Map<string, number>();
+  const policy = effectivePolicy(tx.options, ctx.config);
+  const plan = buildSagaPlan(branches, policy.concurrent);
+  const unsaved = new Set<BranchRecord>();
+  const notBefore = new Map<BranchRecord, number>();
+
+  /** Writes the unsaved branch progress and a CAS on the transaction as one unit. */
+  const persist = async (changes: TransactionChanges, expectStatus: boolean): Promise<boolean> => {
+    const now = Date.now();
+    const ops: WriteOp[] = [...groupBranchWrites(gid, unsaved, tx.status, now)];
+    const fullChanges = { ...changes, updatedAt: now };
+    ops.push({
+      kind: "transaction",
+      gid,
+      expect: { owner: ctx.coordinatorId, ...(expectStatus ? { statuses: [tx.status] } : {}) },
+      changes: fullChanges,
+    });
+    const outcomes = await ctx.store.write(ops);
+    unsaved.clear();
+    const moved = outcomes.at(-1) === true;
+    if (moved) {
+      Object.assign(tx, fullChanges);
+      ctx.events.changed(gid, { transaction: { ...tx }, branches: branches.map((b) => ({ ...b })) });
+    }
+    return moved;
+  };
+
+  const release = async (until: number): Promise<RunResult> => {
+    await persist({ nextAttemptAt: until, owner: null, leaseUntil: null }, false);
+    return { kind: "waiting", until };
+  };
+
+  const finish = async (status: "succeeded" | "failed"): Promise<RunResult> => {
+    const now = Date.now();
+    const done = await persist(
+      { status, finishedAt: now, nextAttemptAt: null, owner: null, leaseUntil: null, stalled: false },
+      true,
+    );
+    if (done) log.info({ status }, "saga finished");
+    return done ? FINISHED : YIELDED;
+  };
 
   for (;;) {
-    const loaded = await ctx.store.getTransaction(gid);
-    if (!loaded) return { kind: "finished" };
-    const { transaction: tx, branches } = loaded;
-    if (tx.status === "succeeded" || tx.status === "failed") return { kind: "finished" };
-    if (tx.owner !== ctx.coordinatorId) return { kind: "yielded" };
-    if (ctx.shouldYield(gid)) return release(ctx, tx, Date.now());
-
-    const policy = effectivePolicy(tx.options, ctx.config);
-    const plan = buildSagaPlan(branches, policy.concurrent);
+    if (ctx.shouldYield(gid)) return release(Date.now());
     const now = Date.now();
 
     if (tx.status === "submitted" && tx.deadlineAt !== null && now >= tx.deadlineAt) {
       const reason = `timeout_to_fail of ${policy.timeoutToFailMs}ms reached before every action succeeded`;
       log.info({ reason }, "saga aborting");
-      if (!(await transition(ctx, tx, "submitted", { status: "aborting", failureReason: reason }))) return { kind: "yielded" };
+      if (!(await persist({ status: "aborting", failureReason: reason }, true))) return YIELDED;
       continue;
     }
 
-    let phase: TransactionStatus;
     let candidates: BranchRecord[];
+    let needed: Set<string> | undefined;
     if (tx.status === "submitted") {
-      if (allActionsDone(plan)) {
-        return (await finish(ctx, tx, "submitted", "succeeded")) ? { kind: "finished" } : { kind: "yielded" };
-      }
-      phase = "submitted";
+      if (allActionsDone(plan)) return finish("succeeded");
       candidates = runnableActions(plan);
     } else if (tx.status === "aborting") {
-      const needed = branchesToCompensate(plan);
-      if (allCompensationsDone(plan, needed)) {
-        return (await finish(ctx, tx, "aborting", "failed")) ? { kind: "finished" } : { kind: "yielded" };
-      }
-      phase = "aborting";
+      needed = branchesToCompensate(plan);
+      if (allCompensationsDone(plan, needed)) return finish("failed");
       candidates = runnableCompensations(plan, needed);
     } else {
       log.error({ status: tx.status }, "saga in a status the SAGA engine does not drive");
-      return release(ctx, tx, now + policy.retry.maxMs);
+      return release(now + policy.retry.maxMs);
     }
 
-    const key = (b: BranchRecord) => `${b.branchId}/${b.op}`;
-    const due = candidates.filter((b) => (notBefore.get(key(b)) ?? 0) <= now);
+    const due = candidates.filter((b) => (notBefore.get(b) ?? 0) <= now);
     if (due.length === 0) {
-      const waits = candidates.map((b) => notBefore.get(key(b)) ?? now);
-      const until = Math.min(...waits, tx.status === "submitted" && tx.deadlineAt !== null ? tx.deadlineAt : Infinity);
-      return release(ctx, tx, until);
+      const deadline = tx.status === "submitted" && tx.deadlineAt !== null ? tx.deadlineAt : Infinity;
+      return release(Math.min(deadline, ...candidates.map((b) => notBefore.get(b) ?? now)));
     }
 
-    const results = await Promise.all(
-      due.map(async (branch): Promise<RoundResult> => {
-        const outcome = await ctx.invoker.invoke({
+    const outcomes = await Promise.all(
+      due.map((branch) =>
+        ctx.invoker.invoke({
           gid,
           mode: tx.mode,
           branchId: branch.branchId,
@@ -106,84 +140,64 @@ export async function runSaga(ctx: RunnerContext, gid: string): Promise<RunResul
           payload: branch.payload,
           traceparent: policy.traceparent,
           timeoutMs: policy.branchTimeoutMs,
-        });
-        return { branch, outcome };
-      }),
+        }),
+      ),
     );
 
-    let failed: Refusal | undefined;
+    let refusal: { branch: BranchRecord; detail: string } | undefined;
     let stalled = tx.stalled;
     let lastError = "";
-    for (const { branch, outcome } of results) {
-      const attempts = branch.attempts + 1;
-      const writes = { attempts, updatedAt: Date.now() };
+    due.forEach((branch, i) => {
+      const outcome = outcomes[i]!;
+      branch.attempts++;
+      branch.updatedAt = Date.now();
+      unsaved.add(branch);
       if (outcome.kind === "success") {
+        branch.status = "succeeded";
+        branch.lastError = "";
         stalled = false; // the next success clears it
-        await ctx.store.updateBranch(branch, [phase], { ...writes, status: "succeeded", lastError: "" });
-        continue;
+        return;
       }
-      const detail = outcome.detail;
+      branch.lastError = outcome.detail;
       // FAILURE is final only for an action; for a compensation it is an error to retry.
       if (outcome.kind === "failure" && branch.op === "action") {
-        failed ??= { branch, detail };
-        await ctx.store.updateBranch(branch, [phase], { ...writes, status: "failed", lastError: detail });
-        continue;
+        branch.status = "failed";
+        refusal ??= { branch, detail: outcome.detail };
+        return;
       }
-      if (outcome.kind === "failure") log.warn({ branchId: branch.branchId, op: branch.op, detail }, "compensation refused; retrying");
-      await ctx.store.updateBranch(branch, [phase], { ...writes, lastError: detail });
-      const delay = outcome.kind === "ongoing" ? policy.retry.ongoingMs : backoffMs(attempts, policy.retry);
-      notBefore.set(key(branch), Date.now() + delay);
-      lastError = `${branch.branchId}/${branch.op}: ${detail} (attempt ${attempts})`;
-      if (outcome.kind !== "ongoing" && attempts >= policy.retry.maxAttempts) stalled = true;
-    }
+      if (outcome.kind === "failure") log.warn({ branchId: branch.branchId, op: branch.op, detail: outcome.detail }, "compensation refused; retrying");
+      const delay = outcome.kind === "ongoing" ? policy.retry.ongoingMs : backoffMs(branch.attempts, policy.retry);
+      notBefore.set(branch, Date.now() + delay);
+      lastError = `${branch.branchId}/${branch.op}: ${outcome.detail} (attempt ${branch.attempts})`;
+      if (outcome.kind !== "ongoing" && branch.attempts >= policy.retry.maxAttempts) stalled = true;
+    });
 
-    if (failed) {
-      const reason = `branch ${failed.branch.branchId} action refused: ${failed.detail}`;
-      log.info({ branchId: failed.branch.branchId, reason }, "saga aborting");
-      const moved = await transition(ctx, tx, "submitted", {
-        status: "aborting",
-        failedBranchId: failed.branch.branchId,
-        failureReason: reason,
-      });
-      if (!moved) return { kind: "yielded" };
+    if (refusal) {
+      const reason = `branch ${refusal.branch.branchId} action refused: ${refusal.detail}`;
+      log.info({ branchId: refusal.branch.branchId, reason }, "saga aborting");
+      const moved = await persist({ status: "aborting", failedBranchId: refusal.branch.branchId, failureReason: reason }, true);
+      if (!moved) return YIELDED;
       continue;
     }
     if (lastError || stalled !== tx.stalled) {
       if (stalled && !tx.stalled) log.warn({ lastError }, "transaction stalled: retries past the policy; still retrying at the cap");
-      const changes = { lastError: lastError || tx.lastError, stalled, updatedAt: Date.now() };
-      if (!(await ctx.store.updateTransaction(gid, { owner: ctx.coordinatorId }, changes))) return { kind: "yielded" };
-      if (stalled !== tx.stalled) ctx.events.changed(gid);
+      if (!(await persist({ lastError: lastError || tx.lastError, stalled }, true))) return YIELDED;
     }
   }
 }
 
-async function transition(
-  ctx: RunnerContext,
-  tx: TransactionRecord,
-  from: TransactionStatus,
-  changes: { status: TransactionStatus; failedBranchId?: string; failureReason?: string },
-): Promise<boolean> {
-  const moved = await ctx.store.updateTransaction(tx.gid, { statuses: [from], owner: ctx.coordinatorId }, { ...changes, updatedAt: Date.now() });
-  if (moved) ctx.events.changed(tx.gid);
-  return moved;
-}
-
-async function finish(ctx: RunnerContext, tx: TransactionRecord, from: TransactionStatus, to: "succeeded" | "failed"): Promise<boolean> {
-  const now = Date.now();
-  const moved = await ctx.store.updateTransaction(
-    tx.gid,
-    { statuses: [from], owner: ctx.coordinatorId },
-    { status: to, finishedAt: now, updatedAt: now, nextAttemptAt: null, owner: null, leaseUntil: null, stalled: false },
-  );
-  if (moved) {
-    ctx.logger.info({ gid: tx.gid, status: to }, "saga finished");
-    ctx.events.changed(tx.gid);
+/**
+ * Branch progress as few statements as possible: branches with identical changes (the common
+ * case: every action succeeded on its first attempt) share one UPDATE.
+ */
+function groupBranchWrites(gid: string, unsaved: Set<BranchRecord>, status: TransactionStatus, now: number): WriteOp[] {
+  const groups = new Map<string, Extract<WriteOp, { kind: "branches" }>>();
+  for (const b of unsaved) {
+    const changes = { status: b.status, attempts: b.attempts, lastError: b.lastError, updatedAt: now };
+    const key = JSON.stringify([b.status, b.attempts, b.lastError]);
+    const group = groups.get(key);
+    if (group) group.keys.push({ branchId: b.branchId, op: b.op });
+    else groups.set(key, { kind: "branches", gid, keys: [{ branchId: b.branchId, op: b.op }], statuses: [status], changes });
   }
-  return moved;
-}
-
-/** Hands the transaction back to the store, due at `until`, for whichever coordinator polls first. */
-async function release(ctx: RunnerContext, tx: TransactionRecord, until: number): Promise<RunResult> {
-  await ctx.store.updateTransaction(tx.gid, { owner: ctx.coordinatorId }, { nextAttemptAt: until, owner: null, leaseUntil: null });
-  return { kind: "waiting", until };
+  return [...groups.values()];
 }

@@ -1,28 +1,39 @@
 import { EventEmitter } from "node:events";
+import type { TransactionWithBranches } from "../store/index.js";
+
+export interface Subscription {
+  /** The new state when this coordinator made the change; undefined after a timeout or abort. */
+  changed: Promise<TransactionWithBranches | undefined>;
+  cancel(): void;
+}
 
 /**
- * In-process notice that a transaction changed, so Submit-with-wait and Watch react at once
- * instead of polling (they still poll the store for changes made by other coordinators).
+ * In-process notice that a transaction changed, carrying its new state, so Submit-with-wait and
+ * Watch react at once without reading the store (they still poll it for other coordinators).
  */
 export class TransactionEvents {
   readonly #emitter = new EventEmitter().setMaxListeners(0);
 
-  changed(gid: string): void {
-    this.#emitter.emit(gid);
+  changed(gid: string, state?: TransactionWithBranches): void {
+    this.#emitter.emit(gid, state);
   }
 
-  /** Resolves at the next change of `gid`, after `timeoutMs`, or when `signal` aborts. */
-  next(gid: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
+  /** Subscribe before looking at the current state, so no change slips between the two. */
+  subscribe(gid: string, timeoutMs: number, signal?: AbortSignal): Subscription {
+    let cancel = () => {};
+    const changed = new Promise<TransactionWithBranches | undefined>((resolve) => {
+      const done = (state?: TransactionWithBranches) => {
         clearTimeout(timer);
         this.#emitter.off(gid, done);
-        signal?.removeEventListener("abort", done);
-        resolve();
+        signal?.removeEventListener("abort", onAbort);
+        resolve(state);
       };
+      const onAbort = () => done();
       const timer = setTimeout(done, timeoutMs);
-      this.#emitter.once(gid, done);
-      signal?.addEventListener("abort", done, { once: true });
+      this.#emitter.on(gid, done);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      cancel = () => done();
     });
+    return { changed, cancel };
   }
 }

@@ -11,6 +11,7 @@ import type {
   TransactionStatus,
   TransactionWithBranches,
 } from "./records.js";
+import type { WriteOp, WriteOutcome } from "./write-ops.js";
 
 /**
  * The one storage contract of the coordinator. Every backend passes the same contract suite
@@ -19,6 +20,12 @@ import type {
 export interface Store {
   /** Which backend this is, for logs and health details. */
   readonly kind: "sqlite" | "mysql";
+
+  /**
+   * Apply `ops` atomically (creates first, then the rest in order), grouped with other callers'
+   * writes into one database commit. One outcome per op.
+   */
+  write(ops: WriteOp[]): Promise<WriteOutcome[]>;
 
   /**
    * Create a transaction and all its branches in one database transaction. When the gid already

@@ -8,7 +8,6 @@ import {
 import { createServer as createNetServer, type Socket } from "node:net";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
-import { replayDuplex } from "./replay-duplex.js";
 
 /** The handler shape connectNodeAdapter produces; it serves both HTTP/1.1 and HTTP/2 requests. */
 export type RequestHandler = ReturnType<typeof connectNodeAdapter>;
@@ -81,12 +80,13 @@ export function listenOnePort(options: OnePortOptions): Promise<OnePortServer> {
       socket.off("data", onData);
       // The protocol servers manage their own timeouts from here on.
       socket.setTimeout(0);
+      // Put the sniffed bytes back; both servers read what is buffered before the native handle.
+      // HTTP/2 must not be resumed here or the buffered preface would flow past its session.
+      socket.pause();
+      socket.unshift(seen);
       if (isH2) {
-        socket.pause();
-        http2.emit("connection", replayDuplex(socket, seen));
+        http2.emit("connection", socket);
       } else {
-        socket.pause();
-        socket.unshift(seen);
         http1.emit("connection", socket);
         socket.resume();
       }

@@ -155,6 +155,35 @@ export function describeStoreContract(backend: StoreBackend) {
       expect(window.transactions.map((t) => t.gid)).toEqual(["list_5", "list_4", "list_3", "list_2"]);
     });
 
+    it("groups concurrent writes, keeping each caller's outcome its own", async () => {
+      const creates = Array.from({ length: 40 }, (_, i) =>
+        store.createTransaction(txRecord(`grp${i}`), [branchRecord(`grp${i}`, 1, "action"), branchRecord(`grp${i}`, 1, "compensate")]),
+      );
+      const duplicate = store.createTransaction(txRecord("grp0", { contentHash: "other" }), []);
+      const broken = store.createTransaction(txRecord("grp-bad"), [branchRecord("grp-bad", 1, "action"), branchRecord("grp-bad", 1, "action")]);
+      const results = await Promise.allSettled([...creates, duplicate, broken]);
+      expect(results.slice(0, 40).every((r) => r.status === "fulfilled" && r.value.created)).toBe(true);
+      expect(results[40]).toMatchObject({ status: "fulfilled", value: { created: false, existing: { contentHash: "hash-grp0" } } });
+      expect(results[41]?.status).toBe("rejected");
+      expect(await store.getTransaction("grp-bad")).toBeUndefined();
+      expect((await store.getTransaction("grp39"))?.branches).toHaveLength(2);
+    });
+
+    it("applies a unit's ops in order: branch progress, then the guarded status change", async () => {
+      await store.createTransaction(txRecord("unit", { owner: "me" }), [branchRecord("unit", 1, "action"), branchRecord("unit", 2, "action")]);
+      const outcomes = await store.write([
+        { kind: "branches", gid: "unit", keys: [{ branchId: "01", op: "action" }, { branchId: "02", op: "action" }], statuses: ["submitted"], changes: { status: "succeeded", attempts: 1 } },
+        { kind: "transaction", gid: "unit", expect: { statuses: ["submitted"], owner: "me" }, changes: { status: "succeeded", owner: null } },
+        { kind: "transaction", gid: "unit", expect: { statuses: ["submitted"] }, changes: { status: "failed" } },
+      ]);
+      expect(outcomes).toEqual([true, true, false]);
+      const got = await store.getTransaction("unit");
+      expect(got?.transaction).toMatchObject({ status: "succeeded", owner: null });
+      expect(got?.branches.map((b) => b.status)).toEqual(["succeeded", "succeeded"]);
+      // A late result for a finished transaction does not land.
+      expect(await store.updateBranch({ gid: "unit", branchId: "01", op: "action" }, ["submitted"], { status: "failed" })).toBe(false);
+    });
+
     it("keeps committed data across close and reopen, re-running migrations harmlessly", async () => {
       await store.createTransaction(txRecord("durable"), [branchRecord("durable", 1, "action")]);
       await store.close();

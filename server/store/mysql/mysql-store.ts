@@ -1,19 +1,14 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, lt, lte, or } from "drizzle-orm";
 import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
 import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql from "mysql2/promise";
 import { chunks } from "../chunks.js";
 import type {
-  BranchChanges,
-  BranchKey,
   BranchRecord,
-  CreateResult,
   ListPage,
   ListQuery,
-  TransactionChanges,
-  TransactionExpectation,
   TransactionRecord,
   TransactionStatus,
   TransactionWithBranches,
@@ -27,7 +22,11 @@ import {
   toListPage,
   toTransactionRecord,
 } from "../row-mapping.js";
+import { branchesGuard, transactionCas } from "../conditions.js";
+import { GroupedStore } from "../grouped-store.js";
 import type { Store } from "../store.js";
+import type { WriteOp, WriteOutcome } from "../write-ops.js";
+import { createGids, planWrites } from "../write-plan.js";
 import * as schema from "./schema.js";
 
 const { transactions, branches } = schema;
@@ -89,33 +88,70 @@ function isDuplicateKey(error: unknown): boolean {
   return [error, cause].some((e) => typeof e === "object" && e !== null && "errno" in e && e.errno === ER_DUP_ENTRY);
 }
 
-/** Rows per INSERT; payloads are at most 1 MiB by default, so this stays under max_allowed_packet. */
-const BRANCH_ROWS_PER_INSERT = 16;
+const TRANSACTION_ROWS_PER_INSERT = 1000;
+/** Bytes of payload per INSERT, to stay well under max_allowed_packet (16 MiB by default). */
+const BRANCH_BYTES_PER_INSERT = 4 * 1024 * 1024;
+const BRANCH_ROWS_PER_INSERT = 1000;
 
-class MysqlStore implements Store {
+/** Groups branch rows so each INSERT carries at most BRANCH_BYTES_PER_INSERT of payload. */
+function chunksBySize<T extends { payload: Uint8Array }>(rows: T[]): T[][] {
+  const out: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    if (current.length > 0 && (bytes + row.payload.byteLength > BRANCH_BYTES_PER_INSERT || current.length >= BRANCH_ROWS_PER_INSERT)) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(row);
+    bytes += row.payload.byteLength;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
+
+class MysqlStore extends GroupedStore {
   readonly kind = "mysql";
 
   constructor(
     readonly pool: mysql.Pool,
     readonly db: MySql2Database<typeof schema>,
-  ) {}
+  ) {
+    // Two commits in flight: while one waits for its fsync, the next group forms and goes.
+    super({ maxUnits: 500, concurrency: 2 });
+  }
 
-  async createTransaction(transaction: TransactionRecord, newBranches: BranchRecord[]): Promise<CreateResult> {
+  protected async executeUnits(units: WriteOp[][]): Promise<WriteOutcome[][]> {
     try {
-      await this.db.transaction(async (tx) => {
-        await tx.insert(transactions).values(transaction);
-        for (const rows of chunks(newBranches.map(toBranchRow), BRANCH_ROWS_PER_INSERT)) {
-          await tx.insert(branches).values(rows);
-        }
-      });
-      return { created: true };
+      return await this.#execute(units);
     } catch (error) {
+      // Another coordinator inserted one of the gids after our read: read again, once.
       if (!isDuplicateKey(error)) throw error;
-      const existing = await this.#getRow(transaction.gid);
-      // Deleted between the failed insert and this read: report the conflict, not a phantom.
-      if (!existing) throw error;
-      return { created: false, existing };
+      return this.#execute(units);
     }
+  }
+
+  #execute(units: WriteOp[][]): Promise<WriteOutcome[][]> {
+    return this.db.transaction(async (tx) => {
+      const gids = createGids(units);
+      const existing = new Map<string, TransactionRecord>();
+      if (gids.length > 0) {
+        const rows = await tx.select().from(transactions).where(inArray(transactions.gid, gids));
+        for (const row of rows) existing.set(row.gid, toTransactionRecord(row));
+      }
+      const plan = planWrites(units, existing);
+      for (const rows of chunks(plan.newTransactions, TRANSACTION_ROWS_PER_INSERT)) await tx.insert(transactions).values(rows);
+      for (const rows of chunksBySize(plan.newBranches.map(toBranchRow))) await tx.insert(branches).values(rows);
+      for (const { op, unit, index } of plan.updates) {
+        const [result] =
+          op.kind === "transaction"
+            ? await tx.update(transactions).set(op.changes).where(transactionCas(transactions, op.gid, op.expect))
+            : await tx.update(branches).set(op.changes).where(branchesGuard(branches, transactions, op));
+        plan.outcomes[unit]![index] = result.affectedRows > 0;
+      }
+      return plan.outcomes;
+    });
   }
 
   async addBranches(gid: string, statuses: readonly TransactionStatus[], newBranches: BranchRecord[]): Promise<boolean> {
@@ -126,9 +162,7 @@ class MysqlStore implements Store {
         .where(eq(transactions.gid, gid))
         .for("update");
       if (!row || !(statuses as readonly string[]).includes(row.status)) return false;
-      for (const rows of chunks(newBranches.map(toBranchRow), BRANCH_ROWS_PER_INSERT)) {
-        await tx.insert(branches).values(rows);
-      }
+      for (const rows of chunksBySize(newBranches.map(toBranchRow))) await tx.insert(branches).values(rows);
       await tx.update(transactions).set({ updatedAt: Date.now() }).where(eq(transactions.gid, gid));
       return true;
     });
@@ -151,35 +185,6 @@ class MysqlStore implements Store {
       .orderBy(...listOrder(transactions))
       .limit(query.limit + 1);
     return toListPage(rows.map(toTransactionRecord), query.limit);
-  }
-
-  async updateTransaction(gid: string, expect: TransactionExpectation, changes: TransactionChanges): Promise<boolean> {
-    const [result] = await this.db
-      .update(transactions)
-      .set(changes)
-      .where(
-        and(
-          eq(transactions.gid, gid),
-          expect.statuses ? inArray(transactions.status, [...expect.statuses]) : undefined,
-          expect.owner !== undefined ? eq(transactions.owner, expect.owner) : undefined,
-        ),
-      );
-    return result.affectedRows > 0;
-  }
-
-  async updateBranch(key: BranchKey, statuses: readonly TransactionStatus[], changes: BranchChanges): Promise<boolean> {
-    const [result] = await this.db
-      .update(branches)
-      .set(changes)
-      .where(
-        and(
-          eq(branches.gid, key.gid),
-          eq(branches.branchId, key.branchId),
-          eq(branches.op, key.op),
-          sql`exists (select 1 from ${transactions} where ${transactions.gid} = ${key.gid} and ${inArray(transactions.status, [...statuses])})`,
-        ),
-      );
-    return result.affectedRows > 0;
   }
 
   claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<TransactionRecord[]> {

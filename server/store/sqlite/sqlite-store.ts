@@ -1,39 +1,26 @@
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createClient, type Client } from "@libsql/client";
-import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { createClient, type Client, type ResultSet } from "@libsql/client";
+import { and, asc, eq, inArray, isNull, lt, lte, or } from "drizzle-orm";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import { migrate } from "drizzle-orm/libsql/migrator";
-import type {
-  BranchChanges,
-  BranchKey,
-  BranchRecord,
-  CreateResult,
-  ListPage,
-  ListQuery,
-  TransactionChanges,
-  TransactionExpectation,
-  TransactionRecord,
-  TransactionStatus,
-  TransactionWithBranches,
-} from "../records.js";
-import {
-  listOrder,
-  listWhere,
-  sortBranches,
-  toBranchRecord,
-  toBranchRow,
-  toListPage,
-  toTransactionRecord,
-} from "../row-mapping.js";
 import { chunks } from "../chunks.js";
-import { createSerialQueue } from "../serial-queue.js";
+import { branchesGuard, transactionCas } from "../conditions.js";
+import { GroupedStore } from "../grouped-store.js";
+import type { BranchRecord, ListPage, ListQuery, TransactionRecord, TransactionStatus, TransactionWithBranches } from "../records.js";
+import { listOrder, listWhere, sortBranches, toBranchRecord, toBranchRow, toListPage, toTransactionRecord } from "../row-mapping.js";
 import type { Store } from "../store.js";
+import type { WriteOp, WriteOutcome } from "../write-ops.js";
+import { createGids, planWrites } from "../write-plan.js";
 import * as schema from "./schema.js";
 
 const { transactions, branches } = schema;
 const migrationsFolder = join(dirname(fileURLToPath(import.meta.url)), "migrations");
+
+/** SQLite allows 32766 bound parameters per statement; a branch row binds 11. */
+const BRANCH_ROWS_PER_INSERT = 2000;
+const TRANSACTION_ROWS_PER_INSERT = 1500;
 
 /** Where the database file lives, for `file:` URLs; undefined for in-memory databases. */
 function filePath(url: string): string | undefined {
@@ -58,47 +45,60 @@ export async function openSqliteStore(url: string): Promise<Store> {
   return new SqliteStore(client, db);
 }
 
-class SqliteStore implements Store {
+class SqliteStore extends GroupedStore {
   readonly kind = "sqlite";
-  readonly #write = createSerialQueue();
 
   constructor(
     readonly client: Client,
     readonly db: LibSQLDatabase<typeof schema>,
-  ) {}
-
-  createTransaction(transaction: TransactionRecord, newBranches: BranchRecord[]): Promise<CreateResult> {
-    return this.#write(async () => {
-      const existing = await this.#getRow(transaction.gid);
-      if (existing) return { created: false, existing };
-      // The queue makes check-then-insert atomic in-process; the batch makes it atomic on disk.
-      await this.db.batch([
-        this.db.insert(transactions).values(transaction),
-        ...chunks(newBranches.map(toBranchRow), 200).map((rows) => this.db.insert(branches).values(rows)),
-      ]);
-      return { created: true };
-    });
+  ) {
+    // One writer: group commit with one flush at a time is SQLite's natural shape.
+    super({ maxUnits: 1000, concurrency: 1 });
   }
 
-  addBranches(gid: string, statuses: readonly TransactionStatus[], newBranches: BranchRecord[]): Promise<boolean> {
-    return this.#write(async () => {
-      const row = await this.#getRow(gid);
-      if (!row || !statuses.includes(row.status)) return false;
-      await this.db.batch([
-        this.db.insert(branches).values(newBranches.map(toBranchRow)),
-        this.db.update(transactions).set({ updatedAt: Date.now() }).where(eq(transactions.gid, gid)),
-      ]);
-      return true;
+  protected async executeUnits(units: WriteOp[][]): Promise<WriteOutcome[][]> {
+    const gids = createGids(units);
+    const existing = new Map<string, TransactionRecord>();
+    if (gids.length > 0) {
+      const rows = await this.db.select().from(transactions).where(inArray(transactions.gid, gids));
+      for (const row of rows) existing.set(row.gid, toTransactionRecord(row));
+    }
+    const plan = planWrites(units, existing);
+    const inserts = [
+      ...chunks(plan.newTransactions, TRANSACTION_ROWS_PER_INSERT).map((rows) => this.db.insert(transactions).values(rows)),
+      ...chunks(plan.newBranches.map(toBranchRow), BRANCH_ROWS_PER_INSERT).map((rows) => this.db.insert(branches).values(rows)),
+    ];
+    const updates = plan.updates.map(({ op }) =>
+      op.kind === "transaction"
+        ? this.db.update(transactions).set(op.changes).where(transactionCas(transactions, op.gid, op.expect))
+        : this.db.update(branches).set(op.changes).where(branchesGuard(branches, transactions, op)),
+    );
+    const statements = [...inserts, ...updates];
+    if (statements.length === 0) return plan.outcomes;
+    // One libsql batch is one SQLite transaction: one commit for every unit in the group.
+    const results = (await this.db.batch(statements as [(typeof statements)[number], ...typeof statements])) as ResultSet[];
+    plan.updates.forEach(({ unit, index }, i) => {
+      plan.outcomes[unit]![index] = results[inserts.length + i]!.rowsAffected > 0;
     });
+    return plan.outcomes;
+  }
+
+  async addBranches(gid: string, statuses: readonly TransactionStatus[], newBranches: BranchRecord[]): Promise<boolean> {
+    // Through the group commit so it is ordered with every other write of this single writer.
+    const [touched] = await this.write([{ kind: "transaction", gid, expect: { statuses }, changes: { updatedAt: Date.now() } }]);
+    if (touched !== true) return false;
+    await this.db.insert(branches).values(newBranches.map(toBranchRow));
+    return true;
   }
 
   async getTransaction(gid: string): Promise<TransactionWithBranches | undefined> {
-    const [transaction, branchRows] = await Promise.all([
-      this.#getRow(gid),
+    const [rows, branchRows] = await Promise.all([
+      this.db.select().from(transactions).where(eq(transactions.gid, gid)),
       this.db.select().from(branches).where(eq(branches.gid, gid)),
     ]);
-    if (!transaction) return undefined;
-    return { transaction, branches: sortBranches(branchRows.map(toBranchRecord)) };
+    const row = rows[0];
+    if (!row) return undefined;
+    return { transaction: toTransactionRecord(row), branches: sortBranches(branchRows.map(toBranchRecord)) };
   }
 
   async listTransactions(query: ListQuery): Promise<ListPage> {
@@ -111,67 +111,30 @@ class SqliteStore implements Store {
     return toListPage(rows.map(toTransactionRecord), query.limit);
   }
 
-  updateTransaction(gid: string, expect: TransactionExpectation, changes: TransactionChanges): Promise<boolean> {
-    return this.#write(async () => {
-      const result = await this.db
-        .update(transactions)
-        .set(changes)
-        .where(
-          and(
-            eq(transactions.gid, gid),
-            expect.statuses ? inArray(transactions.status, [...expect.statuses]) : undefined,
-            expect.owner !== undefined ? eq(transactions.owner, expect.owner) : undefined,
-          ),
-        );
-      return result.rowsAffected > 0;
-    });
+  async claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<TransactionRecord[]> {
+    const due = this.db
+      .select({ gid: transactions.gid })
+      .from(transactions)
+      .where(and(lte(transactions.nextAttemptAt, now), or(isNull(transactions.leaseUntil), lt(transactions.leaseUntil, now))))
+      .orderBy(asc(transactions.nextAttemptAt))
+      .limit(limit);
+    // One UPDATE … WHERE gid IN (due) RETURNING: the check and the claim are one statement.
+    const rows = await this.db
+      .update(transactions)
+      .set({ owner, leaseUntil })
+      .where(and(inArray(transactions.gid, due), or(isNull(transactions.leaseUntil), lt(transactions.leaseUntil, now))))
+      .returning();
+    return rows.map(toTransactionRecord);
   }
 
-  updateBranch(key: BranchKey, statuses: readonly TransactionStatus[], changes: BranchChanges): Promise<boolean> {
-    return this.#write(async () => {
-      const result = await this.db
-        .update(branches)
-        .set(changes)
-        .where(
-          and(
-            eq(branches.gid, key.gid),
-            eq(branches.branchId, key.branchId),
-            eq(branches.op, key.op),
-            sql`exists (select 1 from ${transactions} where ${transactions.gid} = ${key.gid} and ${inArray(transactions.status, [...statuses])})`,
-          ),
-        );
-      return result.rowsAffected > 0;
-    });
-  }
-
-  claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<TransactionRecord[]> {
-    return this.#write(async () => {
-      const due = this.db
-        .select({ gid: transactions.gid })
-        .from(transactions)
-        .where(and(lte(transactions.nextAttemptAt, now), or(isNull(transactions.leaseUntil), lt(transactions.leaseUntil, now))))
-        .orderBy(asc(transactions.nextAttemptAt))
-        .limit(limit);
-      // One UPDATE … WHERE gid IN (due) RETURNING: the check and the claim are one statement.
-      const rows = await this.db
-        .update(transactions)
-        .set({ owner, leaseUntil })
-        .where(and(inArray(transactions.gid, due), or(isNull(transactions.leaseUntil), lt(transactions.leaseUntil, now))))
-        .returning();
-      return rows.map(toTransactionRecord);
-    });
-  }
-
-  renewLeases(owner: string, gids: readonly string[], leaseUntil: number): Promise<string[]> {
-    if (gids.length === 0) return Promise.resolve([]);
-    return this.#write(async () => {
-      const rows = await this.db
-        .update(transactions)
-        .set({ leaseUntil })
-        .where(and(inArray(transactions.gid, [...gids]), eq(transactions.owner, owner)))
-        .returning({ gid: transactions.gid });
-      return rows.map((r) => r.gid);
-    });
+  async renewLeases(owner: string, gids: readonly string[], leaseUntil: number): Promise<string[]> {
+    if (gids.length === 0) return [];
+    const rows = await this.db
+      .update(transactions)
+      .set({ leaseUntil })
+      .where(and(inArray(transactions.gid, [...gids]), eq(transactions.owner, owner)))
+      .returning({ gid: transactions.gid });
+    return rows.map((r) => r.gid);
   }
 
   async ping(): Promise<void> {
@@ -180,11 +143,7 @@ class SqliteStore implements Store {
 
   async close(): Promise<void> {
     // Let queued writes land before the connection goes away.
-    await this.#write(async () => this.client.close());
-  }
-
-  async #getRow(gid: string): Promise<TransactionRecord | undefined> {
-    const [row] = await this.db.select().from(transactions).where(eq(transactions.gid, gid));
-    return row ? toTransactionRecord(row) : undefined;
+    await this.write([]);
+    this.client.close();
   }
 }

@@ -1,0 +1,49 @@
+/**
+ * Group commit: callers hand in units of work; while one database transaction is committing,
+ * new units queue up and then all go in the next one. Under load, many units share a commit;
+ * when idle, a unit commits at once (no added latency).
+ *
+ * If a grouped commit fails, each of its units is retried in a commit of its own, so one bad
+ * unit (say, a duplicate key) never fails the others.
+ */
+export function createGroupCommit<U, R>(
+  execute: (units: U[]) => Promise<R[]>,
+  options: { maxUnits: number; concurrency: number },
+): (unit: U) => Promise<R> {
+  const queue: { unit: U; resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
+  let active = 0;
+
+  const runBatch = async (batch: typeof queue) => {
+    try {
+      const results = await execute(batch.map((b) => b.unit));
+      batch.forEach((b, i) => b.resolve(results[i]!));
+    } catch (error) {
+      if (batch.length === 1) {
+        batch[0]!.reject(error);
+        return;
+      }
+      for (const b of batch) {
+        try {
+          b.resolve((await execute([b.unit]))[0]!);
+        } catch (single) {
+          b.reject(single);
+        }
+      }
+    }
+  };
+
+  const drain = async () => {
+    active++;
+    try {
+      while (queue.length > 0) await runBatch(queue.splice(0, options.maxUnits));
+    } finally {
+      active--;
+    }
+  };
+
+  return (unit) =>
+    new Promise<R>((resolve, reject) => {
+      queue.push({ unit, resolve, reject });
+      if (active < options.concurrency) void drain();
+    });
+}

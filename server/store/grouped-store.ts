@@ -1,0 +1,56 @@
+import { createGroupCommit } from "./group-commit.js";
+import type {
+  BranchChanges,
+  BranchKey,
+  CreateResult,
+  ListPage,
+  ListQuery,
+  TransactionChanges,
+  TransactionExpectation,
+  TransactionRecord,
+  TransactionStatus,
+  TransactionWithBranches,
+  BranchRecord,
+} from "./records.js";
+import type { Store } from "./store.js";
+import type { WriteOp, WriteOutcome } from "./write-ops.js";
+
+/** The part every backend shares: single writes are units of one op, all through group commit. */
+export abstract class GroupedStore implements Store {
+  abstract readonly kind: Store["kind"];
+  readonly #commit: (unit: WriteOp[]) => Promise<WriteOutcome[]>;
+
+  constructor(options: { maxUnits: number; concurrency: number }) {
+    this.#commit = createGroupCommit((units) => this.executeUnits(units), options);
+  }
+
+  /** Apply the units in one database transaction; one outcome array per unit. */
+  protected abstract executeUnits(units: WriteOp[][]): Promise<WriteOutcome[][]>;
+
+  write(ops: WriteOp[]): Promise<WriteOutcome[]> {
+    return this.#commit(ops);
+  }
+
+  async createTransaction(transaction: TransactionRecord, branches: BranchRecord[]): Promise<CreateResult> {
+    const [outcome] = await this.write([{ kind: "create", transaction, branches }]);
+    return outcome as CreateResult;
+  }
+
+  async updateTransaction(gid: string, expect: TransactionExpectation, changes: TransactionChanges): Promise<boolean> {
+    const [outcome] = await this.write([{ kind: "transaction", gid, expect, changes }]);
+    return outcome === true;
+  }
+
+  async updateBranch(key: BranchKey, statuses: readonly TransactionStatus[], changes: BranchChanges): Promise<boolean> {
+    const [outcome] = await this.write([{ kind: "branches", gid: key.gid, keys: [key], statuses, changes }]);
+    return outcome === true;
+  }
+
+  abstract addBranches(gid: string, statuses: readonly TransactionStatus[], branches: BranchRecord[]): Promise<boolean>;
+  abstract getTransaction(gid: string): Promise<TransactionWithBranches | undefined>;
+  abstract listTransactions(query: ListQuery): Promise<ListPage>;
+  abstract claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<TransactionRecord[]>;
+  abstract renewLeases(owner: string, gids: readonly string[], leaseUntil: number): Promise<string[]>;
+  abstract ping(): Promise<void>;
+  abstract close(): Promise<void>;
+}
