@@ -25,6 +25,9 @@ const clientCounts = (args.get("clients") ?? "10,64,256").split(",").map(Number)
 const seconds = Number(args.get("seconds") ?? 8);
 const inFlightTarget = Number(args.get("in-flight") ?? 10_000);
 const durationMs = seconds * 1000;
+/** `--profile DIR`: the coordinators write V8 CPU profiles there (open in Chrome DevTools). */
+const profileDir = args.get("profile");
+const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
 
 const rows: Record<string, unknown>[] = [];
 const report = (row: Record<string, unknown>) => {
@@ -55,7 +58,7 @@ const sagaSteps = [
 ];
 
 async function sagaScenario(name: string, storeUrl: () => string, clients: number, ceiling?: LoadResult) {
-  const coordinator = await startCoordinatorProcess(storeUrl(), ["--engine-lease-ms", "10000", "--engine-poll-interval-ms", "500"]);
+  const coordinator = await startCoordinatorProcess(storeUrl(), ["--engine-lease-ms", "10000", "--engine-poll-interval-ms", "500"], nodeArgs);
   try {
     // Connect over HTTP/2: of connect-node's clients, the one that costs the load generator least.
     const client = createClient(CoordinatorService, createConnectTransport({ baseUrl: coordinator.url, httpVersion: "2" }));

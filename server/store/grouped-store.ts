@@ -20,7 +20,7 @@ export abstract class GroupedStore implements Store {
   abstract readonly kind: Store["kind"];
   readonly #commit: (unit: WriteOp[]) => Promise<WriteOutcome[]>;
 
-  constructor(options: { maxUnits: number; concurrency: number }) {
+  constructor(options: Parameters<typeof createGroupCommit>[1]) {
     this.#commit = createGroupCommit((units) => this.executeUnits(units), options);
   }
 

@@ -12,8 +12,8 @@ export interface CoordinatorProcess {
   output(): { stdout: string; stderr: string };
 }
 
-export function spawnCoordinator(args: string[], env: Record<string, string> = {}): CoordinatorProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts", ...args], {
+export function spawnCoordinator(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): CoordinatorProcess {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "server/main.ts", ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -26,7 +26,7 @@ export function spawnCoordinator(args: string[], env: Record<string, string> = {
 }
 
 /** Spawns a coordinator on a free port with fast engine settings and waits until it serves. */
-export async function startCoordinatorProcess(store: string, extraArgs: string[] = []) {
+export async function startCoordinatorProcess(store: string, extraArgs: string[] = [], nodeArgs: string[] = []) {
   const port = await freePort();
   const proc = spawnCoordinator([
     "--port", String(port),
@@ -37,7 +37,7 @@ export async function startCoordinatorProcess(store: string, extraArgs: string[]
     "--engine-retry-initial-ms", "50",
     "--engine-retry-max-ms", "500",
     ...extraArgs,
-  ]);
+  ], {}, nodeArgs);
   const url = `http://127.0.0.1:${port}`;
   const client = createClient(CoordinatorService, createGrpcTransport({ baseUrl: url }));
   await waitUntil(async () => {
