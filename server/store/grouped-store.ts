@@ -11,6 +11,7 @@ import type {
   TransactionStatus,
   TransactionWithBranches,
   BranchRecord,
+  RequestRecord,
 } from "./records.js";
 import type { Store } from "./store.js";
 import type { WriteOp, WriteOutcome } from "./write-ops.js";
@@ -46,7 +47,12 @@ export abstract class GroupedStore implements Store {
     return outcome === true;
   }
 
-  abstract addBranches(gid: string, statuses: readonly TransactionStatus[], branches: BranchRecord[]): Promise<boolean>;
+  async addBranches(gid: string, statuses: readonly TransactionStatus[], branches: BranchRecord[]): Promise<boolean> {
+    const [outcome] = await this.write([{ kind: "addBranches", gid, statuses, branches }]);
+    return outcome === true;
+  }
+
+  abstract getRequest(requestId: string): Promise<RequestRecord | undefined>;
   abstract getTransaction(gid: string): Promise<TransactionWithBranches | undefined>;
   abstract listTransactions(query: ListQuery): Promise<ListPage>;
   abstract claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<TransactionRecord[]>;

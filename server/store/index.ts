@@ -1,4 +1,4 @@
 export type { Store } from "./store.js";
 export * from "./records.js";
 export { openStore, type StoreSettings } from "./open-store.js";
-export type { WriteOp, WriteOutcome } from "./write-ops.js";
+export type { RequestResult, WriteOp, WriteOutcome } from "./write-ops.js";

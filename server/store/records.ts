@@ -118,3 +118,11 @@ export interface BranchKey {
   branchId: string;
   op: BranchOp;
 }
+
+/** A mutating request remembered by its request_id. */
+export interface RequestRecord {
+  requestId: string;
+  method: string;
+  gid: string;
+  createdAt: number;
+}

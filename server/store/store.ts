@@ -10,6 +10,7 @@ import type {
   TransactionRecord,
   TransactionStatus,
   TransactionWithBranches,
+  RequestRecord,
 } from "./records.js";
 import type { WriteOp, WriteOutcome } from "./write-ops.js";
 
@@ -38,6 +39,9 @@ export interface Store {
   addBranches(gid: string, statuses: readonly TransactionStatus[], branches: BranchRecord[]): Promise<boolean>;
 
   getTransaction(gid: string): Promise<TransactionWithBranches | undefined>;
+
+  /** The request that used `requestId`, if any (see the "request" write op). */
+  getRequest(requestId: string): Promise<RequestRecord | undefined>;
 
   listTransactions(query: ListQuery): Promise<ListPage>;
 

@@ -3,6 +3,7 @@ import type {
   BranchOp,
   BranchRecord,
   CreateResult,
+  RequestRecord,
   TransactionChanges,
   TransactionExpectation,
   TransactionRecord,
@@ -17,6 +18,10 @@ import type {
 export type WriteOp =
   /** Insert a transaction and its branches; nothing is written if the gid exists. */
   | { kind: "create"; transaction: TransactionRecord; branches: BranchRecord[] }
+  /** Remember a request_id; nothing is written if it is known (the outcome says who has it). */
+  | { kind: "request"; request: RequestRecord }
+  /** Add branches to a transaction, only while it is in `statuses`. */
+  | { kind: "addBranches"; gid: string; statuses: readonly TransactionStatus[]; branches: BranchRecord[] }
   /** Compare-and-set on one transaction row. */
   | { kind: "transaction"; gid: string; expect: TransactionExpectation; changes: TransactionChanges }
   /** Set the same changes on some branch operations, only while the transaction is in `statuses`. */
@@ -28,5 +33,8 @@ export type WriteOp =
       changes: BranchChanges;
     };
 
-/** Per op: a CreateResult for "create", otherwise whether any row matched. */
-export type WriteOutcome = CreateResult | boolean;
+/** The outcome of a "request" op: new, or the request that already holds the id. */
+export type RequestResult = { created: true } | { created: false; existing: RequestRecord };
+
+/** Per op: a CreateResult for "create", a RequestResult for "request", otherwise whether any row matched. */
+export type WriteOutcome = CreateResult | RequestResult | boolean;

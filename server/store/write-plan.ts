@@ -1,44 +1,78 @@
-import type { BranchRecord, CreateResult, TransactionRecord } from "./records.js";
-import type { WriteOp, WriteOutcome } from "./write-ops.js";
+import type { BranchRecord, CreateResult, RequestRecord, TransactionRecord } from "./records.js";
+import type { RequestResult, WriteOp, WriteOutcome } from "./write-ops.js";
 
-type UpdateOp = Exclude<WriteOp, { kind: "create" }>;
+type OrderedOp = Exclude<WriteOp, { kind: "create" } | { kind: "request" }>;
 
 /**
- * How a group of units becomes statements: every create first (one multi-row insert per table,
- * skipping gids that exist or repeat), then every update in unit order. Backends run the plan
- * inside one database transaction and fill in `outcomes`.
+ * How a group of units becomes statements: every create and request first (one multi-row insert
+ * per table, skipping keys that exist or repeat), then the other ops in unit order. Backends run
+ * the plan inside one database transaction and fill in `outcomes` for the ordered ops.
  */
 export interface WritePlan {
   newTransactions: TransactionRecord[];
   newBranches: BranchRecord[];
-  updates: { op: UpdateOp; unit: number; index: number }[];
+  newRequests: RequestRecord[];
+  ordered: { op: OrderedOp; unit: number; index: number }[];
   outcomes: WriteOutcome[][];
 }
 
-export function createGids(units: readonly WriteOp[][]): string[] {
-  return units.flatMap((ops) => ops.flatMap((op) => (op.kind === "create" ? [op.transaction.gid] : [])));
+/** What the backend read before planning. */
+export interface StoredKeys {
+  transactions: ReadonlyMap<string, TransactionRecord>;
+  requests: ReadonlyMap<string, RequestRecord>;
 }
 
-/** `existing`: rows already stored for the gids of the creates. */
-export function planWrites(units: readonly WriteOp[][], existing: ReadonlyMap<string, TransactionRecord>): WritePlan {
-  const plan: WritePlan = { newTransactions: [], newBranches: [], updates: [], outcomes: units.map((ops) => ops.map(() => false)) };
-  const inBatch = new Map<string, TransactionRecord>();
+export function keysToRead(units: readonly WriteOp[][]) {
+  const gids = new Set<string>();
+  const requestIds = new Set<string>();
+  for (const op of units.flat()) {
+    if (op.kind === "create" || op.kind === "addBranches") gids.add(op.kind === "create" ? op.transaction.gid : op.gid);
+    if (op.kind === "request") requestIds.add(op.request.requestId);
+  }
+  return { gids: [...gids], requestIds: [...requestIds] };
+}
+
+export function planWrites(units: readonly WriteOp[][], stored: StoredKeys): WritePlan {
+  const plan: WritePlan = {
+    newTransactions: [],
+    newBranches: [],
+    newRequests: [],
+    ordered: [],
+    outcomes: units.map((ops) => ops.map(() => false)),
+  };
+  const txInBatch = new Map<string, TransactionRecord>();
+  const requestsInBatch = new Map<string, RequestRecord>();
   units.forEach((ops, unit) =>
     ops.forEach((op, index) => {
-      if (op.kind !== "create") {
-        plan.updates.push({ op, unit, index });
-        return;
+      switch (op.kind) {
+        case "create": {
+          const gid = op.transaction.gid;
+          const found = stored.transactions.get(gid) ?? txInBatch.get(gid);
+          if (found) {
+            plan.outcomes[unit]![index] = { created: false, existing: found } satisfies CreateResult;
+            return;
+          }
+          txInBatch.set(gid, op.transaction);
+          plan.newTransactions.push(op.transaction);
+          plan.newBranches.push(...op.branches);
+          plan.outcomes[unit]![index] = { created: true } satisfies CreateResult;
+          return;
+        }
+        case "request": {
+          const id = op.request.requestId;
+          const found = stored.requests.get(id) ?? requestsInBatch.get(id);
+          if (found) {
+            plan.outcomes[unit]![index] = { created: false, existing: found } satisfies RequestResult;
+            return;
+          }
+          requestsInBatch.set(id, op.request);
+          plan.newRequests.push(op.request);
+          plan.outcomes[unit]![index] = { created: true } satisfies RequestResult;
+          return;
+        }
+        default:
+          plan.ordered.push({ op, unit, index });
       }
-      const gid = op.transaction.gid;
-      const found = existing.get(gid) ?? inBatch.get(gid);
-      if (found) {
-        plan.outcomes[unit]![index] = { created: false, existing: found } satisfies CreateResult;
-        return;
-      }
-      inBatch.set(gid, op.transaction);
-      plan.newTransactions.push(op.transaction);
-      plan.newBranches.push(...op.branches);
-      plan.outcomes[unit]![index] = { created: true } satisfies CreateResult;
     }),
   );
   return plan;

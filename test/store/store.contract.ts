@@ -184,6 +184,24 @@ export function describeStoreContract(backend: StoreBackend) {
       expect(await store.updateBranch({ gid: "unit", branchId: "01", op: "action" }, ["submitted"], { status: "failed" })).toBe(false);
     });
 
+    it("remembers a request_id once, atomically with the unit's other writes", async () => {
+      const request = { requestId: "req-1", method: "Submit", gid: "rq", createdAt: Date.now() };
+      const [first, created] = await store.write([{ kind: "request", request }, { kind: "create", transaction: txRecord("rq"), branches: [] }]);
+      expect(first).toEqual({ created: true });
+      expect(created).toEqual({ created: true });
+      const [again] = await store.write([{ kind: "request", request: { ...request, gid: "other" } }]);
+      expect(again).toEqual({ created: false, existing: request });
+      expect(await store.getRequest("req-1")).toEqual(request);
+      expect(await store.getRequest("req-2")).toBeUndefined();
+      // A unit that fails writes neither its request nor its effect.
+      const bad = store.write([
+        { kind: "request", request: { ...request, requestId: "req-3" } },
+        { kind: "create", transaction: txRecord("rq-bad"), branches: [branchRecord("rq-bad", 1, "action"), branchRecord("rq-bad", 1, "action")] },
+      ]);
+      await expect(bad).rejects.toThrow();
+      expect(await store.getRequest("req-3")).toBeUndefined();
+    });
+
     it("keeps committed data across close and reopen, re-running migrations harmlessly", async () => {
       await store.createTransaction(txRecord("durable"), [branchRecord("durable", 1, "action")]);
       await store.close();

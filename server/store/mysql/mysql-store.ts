@@ -6,12 +6,11 @@ import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql from "mysql2/promise";
 import { chunks } from "../chunks.js";
 import type {
-  BranchRecord,
   ListPage,
   ListQuery,
   TransactionRecord,
-  TransactionStatus,
   TransactionWithBranches,
+  RequestRecord,
 } from "../records.js";
 import {
   listOrder,
@@ -26,10 +25,10 @@ import { branchesGuard, transactionCas } from "../conditions.js";
 import { GroupedStore } from "../grouped-store.js";
 import type { Store } from "../store.js";
 import type { WriteOp, WriteOutcome } from "../write-ops.js";
-import { createGids, planWrites } from "../write-plan.js";
+import { keysToRead, planWrites } from "../write-plan.js";
 import * as schema from "./schema.js";
 
-const { transactions, branches } = schema;
+const { transactions, branches, requests } = schema;
 const migrationsFolder = join(dirname(fileURLToPath(import.meta.url)), "migrations");
 
 export interface MysqlStoreOptions {
@@ -82,11 +81,15 @@ async function migrateUnderLock(pool: mysql.Pool, db: MySql2Database<typeof sche
 }
 
 const ER_DUP_ENTRY = 1062;
+const ER_LOCK_DEADLOCK = 1213;
 
-function isDuplicateKey(error: unknown): boolean {
+function hasErrno(error: unknown, errno: number): boolean {
   const cause = error instanceof Error && "cause" in error ? error.cause : undefined;
-  return [error, cause].some((e) => typeof e === "object" && e !== null && "errno" in e && e.errno === ER_DUP_ENTRY);
+  return [error, cause].some((e) => typeof e === "object" && e !== null && "errno" in e && e.errno === errno);
 }
+
+const isDuplicateKey = (error: unknown) => hasErrno(error, ER_DUP_ENTRY);
+const isDeadlock = (error: unknown) => hasErrno(error, ER_LOCK_DEADLOCK);
 
 const TRANSACTION_ROWS_PER_INSERT = 1000;
 /** Bytes of payload per INSERT, to stay well under max_allowed_packet (16 MiB by default). */
@@ -126,46 +129,53 @@ class MysqlStore extends GroupedStore {
     try {
       return await this.#execute(units);
     } catch (error) {
-      // Another coordinator inserted one of the gids after our read: read again, once.
-      if (!isDuplicateKey(error)) throw error;
+      // Another coordinator inserted one of the gids after our read, or two groups deadlocked:
+      // run again, once.
+      if (!isDuplicateKey(error) && !isDeadlock(error)) throw error;
       return this.#execute(units);
     }
   }
 
   #execute(units: WriteOp[][]): Promise<WriteOutcome[][]> {
     return this.db.transaction(async (tx) => {
-      const gids = createGids(units);
-      const existing = new Map<string, TransactionRecord>();
-      if (gids.length > 0) {
-        const rows = await tx.select().from(transactions).where(inArray(transactions.gid, gids));
-        for (const row of rows) existing.set(row.gid, toTransactionRecord(row));
-      }
-      const plan = planWrites(units, existing);
+      const keys = keysToRead(units);
+      // Rows that gain branches are locked, so their status cannot change before the insert.
+      const lock = units.some((ops) => ops.some((op) => op.kind === "addBranches"));
+      const read = tx.select().from(transactions).where(inArray(transactions.gid, keys.gids));
+      const txRows = keys.gids.length === 0 ? [] : lock ? await read.for("update") : await read;
+      const requestRows = keys.requestIds.length > 0 ? await tx.select().from(requests).where(inArray(requests.requestId, keys.requestIds)) : [];
+      const stored = {
+        transactions: new Map(txRows.map((r) => [r.gid, toTransactionRecord(r)])),
+        requests: new Map(requestRows.map((r) => [r.requestId, r])),
+      };
+      const plan = planWrites(units, stored);
       for (const rows of chunks(plan.newTransactions, TRANSACTION_ROWS_PER_INSERT)) await tx.insert(transactions).values(rows);
       for (const rows of chunksBySize(plan.newBranches.map(toBranchRow))) await tx.insert(branches).values(rows);
-      for (const { op, unit, index } of plan.updates) {
-        const [result] =
-          op.kind === "transaction"
-            ? await tx.update(transactions).set(op.changes).where(transactionCas(transactions, op.gid, op.expect))
-            : await tx.update(branches).set(op.changes).where(branchesGuard(branches, transactions, op));
-        plan.outcomes[unit]![index] = result.affectedRows > 0;
+      for (const rows of chunks(plan.newRequests, TRANSACTION_ROWS_PER_INSERT)) await tx.insert(requests).values(rows);
+      for (const { op, unit, index } of plan.ordered) {
+        let matched = false;
+        if (op.kind === "transaction") {
+          const [result] = await tx.update(transactions).set(op.changes).where(transactionCas(transactions, op.gid, op.expect));
+          matched = result.affectedRows > 0;
+        } else if (op.kind === "branches") {
+          const [result] = await tx.update(branches).set(op.changes).where(branchesGuard(branches, transactions, op));
+          matched = result.affectedRows > 0;
+        } else {
+          const status = stored.transactions.get(op.gid)?.status;
+          if (status && op.statuses.includes(status)) {
+            for (const rows of chunksBySize(op.branches.map(toBranchRow))) await tx.insert(branches).values(rows);
+            matched = true;
+          }
+        }
+        plan.outcomes[unit]![index] = matched;
       }
       return plan.outcomes;
-    });
+    }, { isolationLevel: "read committed" });
   }
 
-  async addBranches(gid: string, statuses: readonly TransactionStatus[], newBranches: BranchRecord[]): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
-      const [row] = await tx
-        .select({ status: transactions.status })
-        .from(transactions)
-        .where(eq(transactions.gid, gid))
-        .for("update");
-      if (!row || !(statuses as readonly string[]).includes(row.status)) return false;
-      for (const rows of chunksBySize(newBranches.map(toBranchRow))) await tx.insert(branches).values(rows);
-      await tx.update(transactions).set({ updatedAt: Date.now() }).where(eq(transactions.gid, gid));
-      return true;
-    });
+  async getRequest(requestId: string): Promise<RequestRecord | undefined> {
+    const [row] = await this.db.select().from(requests).where(eq(requests.requestId, requestId));
+    return row;
   }
 
   async getTransaction(gid: string): Promise<TransactionWithBranches | undefined> {

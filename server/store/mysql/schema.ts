@@ -65,3 +65,15 @@ export const branches = mysqlTable(
   },
   (t) => [primaryKey({ columns: [t.gid, t.branchId, t.op] })],
 );
+
+/** Idempotency keys of mutating requests: a retry with the same request_id has no second effect. */
+export const requests = mysqlTable(
+  "requests",
+  {
+    requestId: varchar("request_id", { length: 128 }).primaryKey(),
+    method: varchar("method", { length: 32 }).notNull(),
+    gid: varchar("gid", { length: 128 }).notNull(),
+    createdAt: millis("created_at").notNull(),
+  },
+  (t) => [index("requests_created_idx").on(t.createdAt)],
+);

@@ -48,3 +48,15 @@ export const branches = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.gid, t.branchId, t.op] })],
 );
+
+/** Idempotency keys of mutating requests: a retry with the same request_id has no second effect. */
+export const requests = sqliteTable(
+  "requests",
+  {
+    requestId: text("request_id").primaryKey(),
+    method: text("method").notNull(),
+    gid: text("gid").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("requests_created_idx").on(t.createdAt)],
+);

@@ -2,20 +2,20 @@ import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient, type Client, type ResultSet } from "@libsql/client";
-import { and, asc, eq, inArray, isNull, lt, lte, or } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import { migrate } from "drizzle-orm/libsql/migrator";
 import { chunks } from "../chunks.js";
 import { branchesGuard, transactionCas } from "../conditions.js";
 import { GroupedStore } from "../grouped-store.js";
-import type { BranchRecord, ListPage, ListQuery, TransactionRecord, TransactionStatus, TransactionWithBranches } from "../records.js";
+import type { ListPage, ListQuery, RequestRecord, TransactionRecord, TransactionWithBranches } from "../records.js";
 import { listOrder, listWhere, sortBranches, toBranchRecord, toBranchRow, toListPage, toTransactionRecord } from "../row-mapping.js";
 import type { Store } from "../store.js";
 import type { WriteOp, WriteOutcome } from "../write-ops.js";
-import { createGids, planWrites } from "../write-plan.js";
+import { keysToRead, planWrites } from "../write-plan.js";
 import * as schema from "./schema.js";
 
-const { transactions, branches } = schema;
+const { transactions, branches, requests } = schema;
 const migrationsFolder = join(dirname(fileURLToPath(import.meta.url)), "migrations");
 
 /** SQLite allows 32766 bound parameters per statement; a branch row binds 11. */
@@ -58,38 +58,52 @@ class SqliteStore extends GroupedStore {
   }
 
   protected async executeUnits(units: WriteOp[][]): Promise<WriteOutcome[][]> {
-    const gids = createGids(units);
-    const existing = new Map<string, TransactionRecord>();
-    if (gids.length > 0) {
-      const rows = await this.db.select().from(transactions).where(inArray(transactions.gid, gids));
-      for (const row of rows) existing.set(row.gid, toTransactionRecord(row));
-    }
-    const plan = planWrites(units, existing);
+    // This is the only writer (one flush at a time), so what is read here stays true until the
+    // batch below commits.
+    const keys = keysToRead(units);
+    const [txRows, requestRows] = await Promise.all([
+      keys.gids.length > 0 ? this.db.select().from(transactions).where(inArray(transactions.gid, keys.gids)) : [],
+      keys.requestIds.length > 0 ? this.db.select().from(requests).where(inArray(requests.requestId, keys.requestIds)) : [],
+    ]);
+    const stored = {
+      transactions: new Map(txRows.map((r) => [r.gid, toTransactionRecord(r)])),
+      requests: new Map(requestRows.map((r) => [r.requestId, r])),
+    };
+    const plan = planWrites(units, stored);
     const inserts = [
       ...chunks(plan.newTransactions, TRANSACTION_ROWS_PER_INSERT).map((rows) => this.db.insert(transactions).values(rows)),
       ...chunks(plan.newBranches.map(toBranchRow), BRANCH_ROWS_PER_INSERT).map((rows) => this.db.insert(branches).values(rows)),
+      ...chunks(plan.newRequests, TRANSACTION_ROWS_PER_INSERT).map((rows) => this.db.insert(requests).values(rows)),
     ];
-    const updates = plan.updates.map(({ op }) =>
-      op.kind === "transaction"
-        ? this.db.update(transactions).set(op.changes).where(transactionCas(transactions, op.gid, op.expect))
-        : this.db.update(branches).set(op.changes).where(branchesGuard(branches, transactions, op)),
-    );
-    const statements = [...inserts, ...updates];
+    const ordered = plan.ordered.map(({ op }) => {
+      switch (op.kind) {
+        case "transaction":
+          return this.db.update(transactions).set(op.changes).where(transactionCas(transactions, op.gid, op.expect));
+        case "branches":
+          return this.db.update(branches).set(op.changes).where(branchesGuard(branches, transactions, op));
+        case "addBranches": {
+          const status = stored.transactions.get(op.gid)?.status;
+          // Not allowed: a no-op statement keeps results aligned with ops (rowsAffected 0).
+          if (!status || !op.statuses.includes(status) || op.branches.length === 0) {
+            return this.db.update(transactions).set({ gid: op.gid }).where(sql`0`);
+          }
+          return this.db.insert(branches).values(op.branches.map(toBranchRow));
+        }
+      }
+    });
+    const statements = [...inserts, ...ordered];
     if (statements.length === 0) return plan.outcomes;
     // One libsql batch is one SQLite transaction: one commit for every unit in the group.
     const results = (await this.db.batch(statements as [(typeof statements)[number], ...typeof statements])) as ResultSet[];
-    plan.updates.forEach(({ unit, index }, i) => {
+    plan.ordered.forEach(({ unit, index }, i) => {
       plan.outcomes[unit]![index] = results[inserts.length + i]!.rowsAffected > 0;
     });
     return plan.outcomes;
   }
 
-  async addBranches(gid: string, statuses: readonly TransactionStatus[], newBranches: BranchRecord[]): Promise<boolean> {
-    // Through the group commit so it is ordered with every other write of this single writer.
-    const [touched] = await this.write([{ kind: "transaction", gid, expect: { statuses }, changes: { updatedAt: Date.now() } }]);
-    if (touched !== true) return false;
-    await this.db.insert(branches).values(newBranches.map(toBranchRow));
-    return true;
+  async getRequest(requestId: string): Promise<RequestRecord | undefined> {
+    const [row] = await this.db.select().from(requests).where(eq(requests.requestId, requestId));
+    return row;
   }
 
   async getTransaction(gid: string): Promise<TransactionWithBranches | undefined> {
