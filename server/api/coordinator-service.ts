@@ -1,24 +1,22 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { CoordinatorService } from "../../gen/accord/v1/coordinator_pb.js";
+import { createAbortHandler } from "./abort-handler.js";
+import { createBeginHandler } from "./begin-handler.js";
+import { RequestIds, type CommandDependencies } from "./command-context.js";
 import { createCoordinatorQueries } from "./coordinator-queries.js";
-import { notImplementedYet } from "./errors.js";
-import { createSubmitHandler, type SubmitDependencies } from "./submit-handler.js";
+import { createRegisterBranchHandler } from "./register-branch-handler.js";
+import { createSubmitHandler } from "./submit-handler.js";
+import { createWatchHandler } from "./watch-handler.js";
 
-const unimplemented = (method: string, milestone: string) => async () => {
-  throw notImplementedYet(`accord.v1.CoordinatorService/${method}`, milestone);
-};
-
-/** CoordinatorService: queries and SAGA now; the other modes arrive milestone by milestone. */
-export function createCoordinatorService(deps: SubmitDependencies): ServiceImpl<typeof CoordinatorService> {
+/** CoordinatorService: each RPC's handler lives in its own module. */
+export function createCoordinatorService(deps: CommandDependencies): ServiceImpl<typeof CoordinatorService> {
+  const requestIds = new RequestIds(deps.store);
   return {
     ...createCoordinatorQueries(deps.store),
-    begin: unimplemented("Begin", "TCC, MSG and XA"),
-    submit: createSubmitHandler(deps),
-    abort: unimplemented("Abort", "TCC, MSG and XA"),
-    registerBranch: unimplemented("RegisterBranch", "TCC, MSG and XA"),
-    // eslint-disable-next-line require-yield
-    async *watchTransaction() {
-      throw notImplementedYet("accord.v1.CoordinatorService/WatchTransaction", "TCC, MSG and XA");
-    },
+    begin: createBeginHandler(deps, requestIds),
+    submit: createSubmitHandler(deps, requestIds),
+    abort: createAbortHandler(deps, requestIds),
+    registerBranch: createRegisterBranchHandler(deps, requestIds),
+    watchTransaction: createWatchHandler(deps.store, deps.engine),
   };
 }

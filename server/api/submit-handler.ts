@@ -1,74 +1,95 @@
 import { Code, type HandlerContext } from "@connectrpc/connect";
 import type { SubmitRequest } from "../../gen/accord/v1/coordinator_pb.js";
-import { Mode } from "../../gen/accord/v1/transaction_pb.js";
-import type { AccordConfig } from "../config.js";
-import type { Engine } from "../engine/engine.js";
-import type { Store, TransactionWithBranches } from "../store/index.js";
-import { errorWithReason, invalidArgument, notImplementedYet, transactionNotFound } from "./errors.js";
-import { sagaRecords } from "./saga-request.js";
-import { toTransaction } from "./transaction-mapper.js";
+import type { CreateResult } from "../store/index.js";
+import { loadTransaction, replyWithState, requireMode, wrongStatus, type CommandDependencies, type RequestIds } from "./command-context.js";
+import { errorWithReason, invalidArgument } from "./errors.js";
+import { sagaRecords } from "./transaction-records.js";
 import { requireGid } from "./validation.js";
 
-export interface SubmitDependencies {
-  store: Store;
-  engine: Engine;
-  config: AccordConfig;
-}
+const METHOD = "Submit";
 
-/** How long Submit-with-wait may wait: the caller's deadline less a margin to answer in time. */
-export function waitBudgetMs(context: HandlerContext, maxWaitMs: number): number {
-  const left = context.timeoutMs();
-  if (left === undefined) return maxWaitMs;
-  return Math.max(0, Math.min(maxWaitMs, left - Math.min(200, left * 0.1)));
-}
+/**
+ * Submit: a SAGA is created with its steps and started at once; a PREPARED TCC, XA or MSG is
+ * moved to SUBMITTED and its second phase (or its branches) run.
+ */
+export function createSubmitHandler(deps: CommandDependencies, requestIds: RequestIds) {
+  const { store, engine, config } = deps;
 
-export function createSubmitHandler({ store, engine, config }: SubmitDependencies) {
-  const reply = async (gid: string, wait: boolean, context: HandlerContext, known?: TransactionWithBranches) => {
-    const found = wait
-      ? await engine.waitForFinal(gid, waitBudgetMs(context, config.engine.maxWaitMs), context.signal, known)
-      : await store.getTransaction(gid);
-    if (!found) throw transactionNotFound(gid);
-    return { transaction: toTransaction(found.transaction, found.branches) };
-  };
-
-  return async function submit(request: SubmitRequest, context: HandlerContext) {
-    const gid = requireGid(request.gid);
-    if (request.requestId.length > 128) throw invalidArgument("request_id", "must be at most 128 characters");
-    switch (request.mode) {
-      case Mode.SAGA:
-        break;
-      case Mode.TCC:
-      case Mode.MSG:
-      case Mode.XA:
-        throw notImplementedYet(`accord.v1.CoordinatorService/Submit for ${Mode[request.mode]}`, "TCC, MSG and XA");
-      default:
-        throw invalidArgument("mode", "must be MODE_SAGA, MODE_TCC, MODE_MSG or MODE_XA");
-    }
-
-    const { transaction, branches } = sagaRecords(request, gid, config.limits);
+  const submitSaga = async (request: SubmitRequest, gid: string, context: HandlerContext) => {
+    const created = sagaRecords(request, gid, config.limits);
+    const { transaction } = created;
     // Run it here at once when the bulkhead has room; otherwise the poller claims it when due.
     const reserved = engine.reserve();
     if (reserved) {
       transaction.owner = engine.coordinatorId;
       transaction.leaseUntil = transaction.createdAt + config.engine.leaseMs;
     }
-    let outcome;
+    const requestOps = requestIds.ops(request.requestId, METHOD, gid);
+    let outcomes;
     try {
-      outcome = await store.createTransaction(transaction, branches);
+      outcomes = await store.write([...requestOps, { kind: "create", ...created }]);
     } catch (error) {
       if (reserved) engine.unreserve();
       throw error;
     }
-    if (!outcome.created) {
+    const outcome = outcomes.at(-1) as CreateResult;
+    if (!outcome.created || requestIds.lostRace(outcomes, request.requestId, METHOD, gid)) {
       if (reserved) engine.unreserve();
-      if (outcome.existing.contentHash !== transaction.contentHash) {
+      if (!outcome.created && outcome.existing.contentHash !== transaction.contentHash) {
         throw errorWithReason(Code.AlreadyExists, "GID_CONFLICT", `gid "${gid}" already names a different transaction`, { gid });
       }
-      return reply(gid, request.wait, context);
+      return replyWithState(deps, gid, request.wait, context);
     }
-    const created = { transaction, branches };
-    if (reserved) engine.runReserved(created);
-    if (!request.wait) return { transaction: toTransaction(transaction, branches) };
-    return reply(gid, true, context, created);
+    if (reserved) engine.runReserved(gid, created);
+    return replyWithState(deps, gid, request.wait, context, request.wait ? created : undefined);
+  };
+
+  const submitPrepared = async (request: SubmitRequest, gid: string, context: HandlerContext) => {
+    const found = await loadTransaction(store, gid);
+    const tx = found.transaction;
+    const mode = requireMode(request.mode, [tx.mode], `must be the mode given at Begin (${tx.mode.toUpperCase()})`);
+    if (request.steps.length > 0) throw invalidArgument("steps", `give ${mode.toUpperCase()} branches at Begin or RegisterBranch, not at Submit`);
+    if (tx.status === "submitted" || tx.status === "succeeded") return replyWithState(deps, gid, request.wait, context);
+    if (tx.status !== "prepared") throw wrongStatus(gid, tx.status, "submitted");
+
+    const reserved = engine.reserve();
+    const now = Date.now();
+    const outcomes = await store
+      .write([
+        ...requestIds.ops(request.requestId, METHOD, gid),
+        {
+          kind: "transaction",
+          gid,
+          expect: { statuses: ["prepared"] },
+          // Taking the lease from whoever holds it: a poller about to time it out loses its CAS.
+          changes: reserved
+            ? { status: "submitted", owner: engine.coordinatorId, leaseUntil: now + config.engine.leaseMs, nextAttemptAt: now, updatedAt: now }
+            : { status: "submitted", owner: null, leaseUntil: null, nextAttemptAt: now, updatedAt: now },
+        },
+      ])
+      .catch((error: unknown) => {
+        if (reserved) engine.unreserve();
+        throw error;
+      });
+    if (requestIds.lostRace(outcomes, request.requestId, METHOD, gid)) {
+      if (reserved) engine.unreserve();
+      return replyWithState(deps, gid, request.wait, context);
+    }
+    if (outcomes.at(-1) !== true) {
+      if (reserved) engine.unreserve();
+      // Someone else moved it first (a timeout abort, a concurrent Submit): answer from what it is now.
+      const now = await loadTransaction(store, gid);
+      if (now.transaction.status === "submitted" || now.transaction.status === "succeeded") return replyWithState(deps, gid, request.wait, context);
+      throw wrongStatus(gid, now.transaction.status, "submitted");
+    }
+    if (reserved) engine.runReserved(gid);
+    return replyWithState(deps, gid, request.wait, context);
+  };
+
+  return async function submit(request: SubmitRequest, context: HandlerContext) {
+    const gid = requireGid(request.gid);
+    if (await requestIds.isReplay(request.requestId, METHOD, gid)) return replyWithState(deps, gid, request.wait, context);
+    const mode = requireMode(request.mode, ["saga", "tcc", "msg", "xa"], "must be MODE_SAGA, MODE_TCC, MODE_MSG or MODE_XA");
+    return mode === "saga" ? submitSaga(request, gid, context) : submitPrepared(request, gid, context);
   };
 }

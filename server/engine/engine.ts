@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import type { EngineConfig } from "../config.js";
 import type { Store, TransactionWithBranches } from "../store/index.js";
 import { createBranchInvoker, type BranchInvoker } from "./branch-invoker.js";
-import { runSaga, type RunResult } from "./saga-runner.js";
+import { runTransaction, type RunResult } from "./transaction-runner.js";
 import { Semaphore } from "./semaphore.js";
 import { TransactionEvents } from "./transaction-events.js";
 
@@ -17,10 +17,10 @@ export interface Engine {
   /** Give back a slot from reserve() that was not used (e.g. the gid already existed). */
   unreserve(): void;
   /**
-   * Run a transaction this coordinator just created with itself as lease owner, in a reserved
-   * slot, starting from the state it wrote (no read needed).
+   * Run a transaction this coordinator just took the lease of, in a reserved slot. `known` is
+   * its state when the caller has it (Submit of a SAGA: the rows it wrote), saving a read.
    */
-  runReserved(created: TransactionWithBranches): void;
+  runReserved(gid: string, known?: TransactionWithBranches): void;
   /**
    * The transaction once final, or its latest state when `timeoutMs` passes or `signal` aborts.
    * `known` is a state the caller already has, saving the first read.
@@ -68,7 +68,7 @@ export function createEngine({ store, config, logger, invoker: givenInvoker }: E
   const launch = (gid: string, initial?: TransactionWithBranches) => {
     const entry = { leaseLost: false, done: Promise.resolve() };
     running.set(gid, entry);
-    entry.done = runSaga(ctx, gid, initial)
+    entry.done = runTransaction(ctx, gid, initial)
       .then((result: RunResult) => log.debug({ gid, result }, "run ended"))
       .catch((error: unknown) => {
         // The lease stops being renewed below, so the work is taken over once it expires.
@@ -123,7 +123,7 @@ export function createEngine({ store, config, logger, invoker: givenInvoker }: E
     events,
     reserve: () => !stopping && slots.tryAcquire(),
     unreserve: () => slots.release(),
-    runReserved: (created) => launch(created.transaction.gid, created),
+    runReserved: launch,
 
     async waitForFinal(gid, timeoutMs, signal, known) {
       const deadline = Date.now() + timeoutMs;

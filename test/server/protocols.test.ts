@@ -4,6 +4,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AdminService } from "../../gen/accord/v1/admin_pb.js";
 import {
   CoordinatorService,
   GetTransactionRequestSchema,
@@ -182,9 +183,10 @@ describe("bad input", () => {
   });
 
   it("answers UNIMPLEMENTED, saying so, for RPCs of later milestones", async () => {
-    const error = await connect().begin({ gid: "g1" }).catch((e: unknown) => e);
+    const admin = createClient(AdminService, createConnectTransport({ baseUrl: coordinator.url, httpVersion: "1.1" }));
+    const error = await admin.getConfig({}).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: Code.Unimplemented });
-    expect((error as ConnectError).rawMessage).toMatch(/Begin is not implemented yet/);
+    expect((error as ConnectError).rawMessage).toMatch(/GetConfig is not implemented yet/);
   });
 
   it("answers 400 to HTTP/1.1 garbage on the port and keeps serving", async () => {

@@ -1,24 +1,9 @@
 import type { Logger } from "pino";
 import type { EngineConfig } from "../config.js";
-import type {
-  BranchRecord,
-  Store,
-  TransactionChanges,
-  TransactionRecord,
-  TransactionStatus,
-  TransactionWithBranches,
-  WriteOp,
-} from "../store/index.js";
+import type { BranchRecord, Store, TransactionChanges, TransactionRecord, TransactionStatus, TransactionWithBranches, WriteOp } from "../store/index.js";
 import type { BranchInvoker } from "./branch-invoker.js";
+import { driverFor } from "./mode-drivers.js";
 import { backoffMs, effectivePolicy } from "./policy.js";
-import {
-  allActionsDone,
-  allCompensationsDone,
-  branchesToCompensate,
-  buildSagaPlan,
-  runnableActions,
-  runnableCompensations,
-} from "./saga-plan.js";
 import type { TransactionEvents } from "./transaction-events.js";
 
 export interface RunnerContext {
@@ -39,16 +24,16 @@ const FINISHED: RunResult = { kind: "finished" };
 const YIELDED: RunResult = { kind: "yielded" };
 
 /**
- * Drives one SAGA as far as it can go now: runs the runnable actions (or compensations), moves
- * the global status with compare-and-set, and stops when the transaction is final or only
- * retries remain (the poller brings it back when they are due).
+ * Drives one transaction as far as it can go now, whatever its mode: asks the mode's driver what
+ * to do, calls branches, moves the global status with compare-and-set, and stops when the
+ * transaction is final or only waiting remains (the poller brings it back when it is due).
  *
  * The run holds the lease, so it keeps the state in memory and writes only what recovery needs:
  * a branch's success rides along with the next status write instead of costing a commit of its
  * own (if the coordinator dies first, the branch is simply called again — branches are
  * idempotent by contract).
  */
-export async function runSaga(ctx: RunnerContext, gid: string, initial?: TransactionWithBranches): Promise<RunResult> {
+export async function runTransaction(ctx: RunnerContext, gid: string, initial?: TransactionWithBranches): Promise<RunResult> {
   const loaded = initial ?? (await ctx.store.getTransaction(gid));
   if (!loaded) return FINISHED;
   const tx: TransactionRecord = { ...loaded.transaction };
@@ -56,23 +41,21 @@ export async function runSaga(ctx: RunnerContext, gid: string, initial?: Transac
   if (tx.status === "succeeded" || tx.status === "failed") return FINISHED;
   if (tx.owner !== ctx.coordinatorId) return YIELDED;
 
-  const log = ctx.logger.child({ gid });
+  const log = ctx.logger.child({ gid, mode: tx.mode });
   const policy = effectivePolicy(tx.options, ctx.config);
-  const plan = buildSagaPlan(branches, policy.concurrent);
+  const driver = driverFor(tx.mode, branches, policy);
   const unsaved = new Set<BranchRecord>();
   const notBefore = new Map<BranchRecord, number>();
+  let queryAttempts = 0;
 
   /** Writes the unsaved branch progress and a CAS on the transaction as one unit. */
   const persist = async (changes: TransactionChanges, expectStatus: boolean): Promise<boolean> => {
     const now = Date.now();
-    const ops: WriteOp[] = [...groupBranchWrites(gid, unsaved, tx.status, now)];
     const fullChanges = { ...changes, updatedAt: now };
-    ops.push({
-      kind: "transaction",
-      gid,
-      expect: { owner: ctx.coordinatorId, ...(expectStatus ? { statuses: [tx.status] } : {}) },
-      changes: fullChanges,
-    });
+    const ops: WriteOp[] = [
+      ...groupBranchWrites(gid, unsaved, tx.status, now),
+      { kind: "transaction", gid, expect: { owner: ctx.coordinatorId, ...(expectStatus ? { statuses: [tx.status] } : {}) }, changes: fullChanges },
+    ];
     const outcomes = await ctx.store.write(ops);
     unsaved.clear();
     const moved = outcomes.at(-1) === true;
@@ -88,44 +71,57 @@ export async function runSaga(ctx: RunnerContext, gid: string, initial?: Transac
     return { kind: "waiting", until };
   };
 
-  const finish = async (status: "succeeded" | "failed"): Promise<RunResult> => {
+  const finish = async (status: "succeeded" | "failed", reason?: string): Promise<RunResult> => {
     const now = Date.now();
-    const done = await persist(
-      { status, finishedAt: now, nextAttemptAt: null, owner: null, leaseUntil: null, stalled: false },
-      true,
-    );
-    if (done) log.info({ status }, "saga finished");
+    const changes: TransactionChanges = { status, finishedAt: now, nextAttemptAt: null, owner: null, leaseUntil: null, stalled: false };
+    if (reason) changes.failureReason = reason;
+    const done = await persist(changes, true);
+    if (done) log.info({ status }, "transaction finished");
     return done ? FINISHED : YIELDED;
   };
+
+  const transition = async (to: TransactionStatus, changes: TransactionChanges = {}): Promise<boolean> => persist({ ...changes, status: to }, true);
 
   for (;;) {
     if (ctx.shouldYield(gid)) return release(Date.now());
     const now = Date.now();
+    const work = driver.next(tx, now);
 
-    if (tx.status === "submitted" && tx.deadlineAt !== null && now >= tx.deadlineAt) {
-      const reason = `timeout_to_fail of ${policy.timeoutToFailMs}ms reached before every action succeeded`;
-      log.info({ reason }, "saga aborting");
-      if (!(await persist({ status: "aborting", failureReason: reason }, true))) return YIELDED;
+    if (work.kind === "finish") return finish(work.status, work.reason);
+    if (work.kind === "wait") return release(work.until);
+    if (work.kind === "transition") {
+      log.info({ to: work.to, reason: work.reason }, "status change");
+      if (!(await transition(work.to, { failureReason: work.reason }))) return YIELDED;
       continue;
     }
-
-    let candidates: BranchRecord[];
-    let needed: Set<string> | undefined;
-    if (tx.status === "submitted") {
-      if (allActionsDone(plan)) return finish("succeeded");
-      candidates = runnableActions(plan);
-    } else if (tx.status === "aborting") {
-      needed = branchesToCompensate(plan);
-      if (allCompensationsDone(plan, needed)) return finish("failed");
-      candidates = runnableCompensations(plan, needed);
-    } else {
-      log.error({ status: tx.status }, "saga in a status the SAGA engine does not drive");
-      return release(now + policy.retry.maxMs);
+    if (work.kind === "query") {
+      queryAttempts++;
+      const outcome = await ctx.invoker.invoke({
+        gid,
+        mode: tx.mode,
+        branchId: "",
+        op: "query",
+        target: tx.queryPrepared,
+        payload: new Uint8Array(),
+        traceparent: policy.traceparent,
+        timeoutMs: policy.branchTimeoutMs,
+      });
+      if (outcome.kind === "success") {
+        log.info("query_prepared: the local transaction committed; running the branches");
+        if (!(await transition("submitted", { lastError: "" }))) return YIELDED;
+        continue;
+      }
+      if (outcome.kind === "failure") return finish("failed", `query_prepared answered FAILURE: ${outcome.detail}`);
+      const delay = outcome.kind === "ongoing" ? policy.retry.ongoingMs : backoffMs(queryAttempts, policy.retry);
+      const stalled = outcome.kind === "error" && queryAttempts >= policy.retry.maxAttempts;
+      await persist({ lastError: `query_prepared: ${outcome.detail} (attempt ${queryAttempts})`, stalled: stalled || tx.stalled }, true);
+      return release(Date.now() + delay);
     }
 
+    const candidates = work.branches;
     const due = candidates.filter((b) => (notBefore.get(b) ?? 0) <= now);
     if (due.length === 0) {
-      const deadline = tx.status === "submitted" && tx.deadlineAt !== null ? tx.deadlineAt : Infinity;
+      const deadline = tx.mode === "saga" && tx.status === "submitted" && tx.deadlineAt !== null ? tx.deadlineAt : Infinity;
       return release(Math.min(deadline, ...candidates.map((b) => notBefore.get(b) ?? now)));
     }
 
@@ -159,13 +155,13 @@ export async function runSaga(ctx: RunnerContext, gid: string, initial?: Transac
         return;
       }
       branch.lastError = outcome.detail;
-      // FAILURE is final only for an action; for a compensation it is an error to retry.
-      if (outcome.kind === "failure" && branch.op === "action") {
+      if (outcome.kind === "failure" && driver.refusalIsFinal(branch.op)) {
         branch.status = "failed";
         refusal ??= { branch, detail: outcome.detail };
         return;
       }
-      if (outcome.kind === "failure") log.warn({ branchId: branch.branchId, op: branch.op, detail: outcome.detail }, "compensation refused; retrying");
+      // FAILURE from a compensation, confirm, cancel or MSG branch is an error to retry.
+      if (outcome.kind === "failure") log.warn({ branchId: branch.branchId, op: branch.op, detail: outcome.detail }, "branch refused an operation that must succeed; retrying");
       const delay = outcome.kind === "ongoing" ? policy.retry.ongoingMs : backoffMs(branch.attempts, policy.retry);
       notBefore.set(branch, Date.now() + delay);
       lastError = `${branch.branchId}/${branch.op}: ${outcome.detail} (attempt ${branch.attempts})`;
@@ -173,10 +169,9 @@ export async function runSaga(ctx: RunnerContext, gid: string, initial?: Transac
     });
 
     if (refusal) {
-      const reason = `branch ${refusal.branch.branchId} action refused: ${refusal.detail}`;
-      log.info({ branchId: refusal.branch.branchId, reason }, "saga aborting");
-      const moved = await persist({ status: "aborting", failedBranchId: refusal.branch.branchId, failureReason: reason }, true);
-      if (!moved) return YIELDED;
+      const reason = `branch ${refusal.branch.branchId} ${refusal.branch.op} refused: ${refusal.detail}`;
+      log.info({ branchId: refusal.branch.branchId, reason }, "aborting");
+      if (!(await transition("aborting", { failedBranchId: refusal.branch.branchId, failureReason: reason }))) return YIELDED;
       continue;
     }
     if (lastError || stalled !== tx.stalled) {

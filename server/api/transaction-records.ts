@@ -2,10 +2,10 @@ import { createHash } from "node:crypto";
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import { SubmitRequestSchema, type SubmitRequest } from "../../gen/accord/v1/coordinator_pb.js";
-import { TransactionOptionsSchema, type Step } from "../../gen/accord/v1/transaction_pb.js";
+import { TransactionOptionsSchema, type Step, type TransactionOptions } from "../../gen/accord/v1/transaction_pb.js";
 import type { AccordConfig } from "../config.js";
 import { parseTarget, InvalidTargetError } from "../engine/target.js";
-import type { BranchRecord, TransactionRecord } from "../store/index.js";
+import type { BranchRecord, TransactionRecord, TransactionWithBranches } from "../store/index.js";
 import { invalidArgument } from "./errors.js";
 import { validateOptions } from "./options-validation.js";
 import { requireBranchId } from "./validation.js";
@@ -54,28 +54,24 @@ function checkDag(ids: string[], steps: readonly Step[]): void {
   }
 }
 
-/** What a retried Submit must repeat exactly to count as the same transaction. */
-export function contentHash(request: Pick<SubmitRequest, "mode" | "steps" | "options">): string {
+/** What a retried Submit or Begin must repeat exactly to count as the same transaction. */
+export function contentHash(request: Pick<SubmitRequest, "mode" | "steps" | "options">, queryPrepared = ""): string {
   const canonical = create(SubmitRequestSchema, { mode: request.mode, steps: request.steps, options: request.options });
-  return createHash("sha256").update(toBinary(SubmitRequestSchema, canonical)).digest("hex");
+  return createHash("sha256").update(toBinary(SubmitRequestSchema, canonical)).update(queryPrepared).digest("hex");
 }
 
-/**
- * Validates a SAGA Submit and turns it into the rows to store: the transaction, unowned and due
- * at once, and an action and a compensate row per step.
- */
-export function sagaRecords(
-  request: SubmitRequest,
-  gid: string,
-  limits: AccordConfig["limits"],
-  now = Date.now(),
-): { transaction: TransactionRecord; branches: BranchRecord[] } {
-  const steps = request.steps;
-  if (steps.length === 0) throw invalidArgument("steps", "a SAGA needs at least one step");
-  if (steps.length > limits.maxBranches) throw invalidArgument("steps", `at most ${limits.maxBranches} steps are allowed (got ${steps.length})`);
-  validateOptions(request.options);
-  const concurrent = request.options?.concurrent ?? false;
+interface StepRules {
+  /** SAGA steps need a compensation; MSG steps must not have one. */
+  compensate: "required" | "forbidden";
+  limits: AccordConfig["limits"];
+}
 
+/** Validates steps (SAGA or MSG) and turns them into branch rows: one action, plus a compensate for SAGA. */
+export function stepBranches(gid: string, steps: readonly Step[], options: TransactionOptions | undefined, rules: StepRules, now: number): BranchRecord[] {
+  const { limits } = rules;
+  if (steps.length === 0) throw invalidArgument("steps", "at least one step is needed");
+  if (steps.length > limits.maxBranches) throw invalidArgument("steps", `at most ${limits.maxBranches} steps are allowed (got ${steps.length})`);
+  const concurrent = options?.concurrent ?? false;
   const ids = steps.map((step, i) => (step.branchId ? requireBranchId(step.branchId, `steps[${i}].branch_id`) : defaultBranchId(i)));
   const seen = new Map<string, number>();
   ids.forEach((id, i) => {
@@ -85,7 +81,8 @@ export function sagaRecords(
   });
   steps.forEach((step, i) => {
     requireTarget(step.action, `steps[${i}].action`);
-    requireTarget(step.compensate, `steps[${i}].compensate`);
+    if (rules.compensate === "required") requireTarget(step.compensate, `steps[${i}].compensate`);
+    else if (step.compensate) throw invalidArgument(`steps[${i}].compensate`, "is not allowed: MSG branches run until they succeed and are never compensated");
     if (step.payload.byteLength > limits.maxPayloadBytes) {
       throw invalidArgument(`steps[${i}].payload`, `is ${step.payload.byteLength} bytes; at most ${limits.maxPayloadBytes} are allowed`);
     }
@@ -93,28 +90,6 @@ export function sagaRecords(
   });
   if (concurrent) checkDag(ids, steps);
 
-  const timeoutToFail = request.options?.timeoutToFail;
-  const transaction: TransactionRecord = {
-    gid,
-    mode: "saga",
-    status: "submitted",
-    stalled: false,
-    options: toJsonString(TransactionOptionsSchema, request.options ?? create(TransactionOptionsSchema)),
-    queryPrepared: "",
-    traceparent: request.options?.traceparent ?? "",
-    lastError: "",
-    failedBranchId: "",
-    failureReason: "",
-    contentHash: contentHash(request),
-    createdAt: now,
-    updatedAt: now,
-    finishedAt: null,
-    // Due at once: if the owner dies, whoever claims after the lease runs it.
-    nextAttemptAt: now,
-    deadlineAt: timeoutToFail && durationMs(timeoutToFail) > 0 ? now + durationMs(timeoutToFail) : null,
-    owner: null,
-    leaseUntil: null,
-  };
   const branch = (step: Step, i: number, op: "action" | "compensate"): BranchRecord => ({
     gid,
     branchId: ids[i]!,
@@ -128,5 +103,63 @@ export function sagaRecords(
     lastError: "",
     updatedAt: now,
   });
-  return { transaction, branches: steps.flatMap((step, i) => [branch(step, i, "action"), branch(step, i, "compensate")]) };
+  return steps.flatMap((step, i) =>
+    rules.compensate === "required" ? [branch(step, i, "action"), branch(step, i, "compensate")] : [branch(step, i, "action")],
+  );
+}
+
+/** A new transaction row: unowned, due at `nextAttemptAt` for whichever coordinator claims it. */
+export function newTransactionRecord(fields: {
+  gid: string;
+  mode: TransactionRecord["mode"];
+  status: TransactionRecord["status"];
+  options: TransactionOptions | undefined;
+  queryPrepared?: string;
+  contentHash: string;
+  now: number;
+  nextAttemptAt: number;
+  deadlineAt?: number | null;
+}): TransactionRecord {
+  return {
+    gid: fields.gid,
+    mode: fields.mode,
+    status: fields.status,
+    stalled: false,
+    options: toJsonString(TransactionOptionsSchema, fields.options ?? create(TransactionOptionsSchema)),
+    queryPrepared: fields.queryPrepared ?? "",
+    traceparent: fields.options?.traceparent ?? "",
+    lastError: "",
+    failedBranchId: "",
+    failureReason: "",
+    contentHash: fields.contentHash,
+    createdAt: fields.now,
+    updatedAt: fields.now,
+    finishedAt: null,
+    nextAttemptAt: fields.nextAttemptAt,
+    deadlineAt: fields.deadlineAt ?? null,
+    owner: null,
+    leaseUntil: null,
+  };
+}
+
+/**
+ * Validates a SAGA Submit and turns it into the rows to store: the transaction, unowned and due
+ * at once (if its coordinator dies, whoever claims it after the lease runs it), and an action and
+ * a compensate row per step.
+ */
+export function sagaRecords(request: SubmitRequest, gid: string, limits: AccordConfig["limits"], now = Date.now()): TransactionWithBranches {
+  validateOptions(request.options);
+  const branches = stepBranches(gid, request.steps, request.options, { compensate: "required", limits }, now);
+  const timeoutToFail = request.options?.timeoutToFail;
+  const transaction = newTransactionRecord({
+    gid,
+    mode: "saga",
+    status: "submitted",
+    options: request.options,
+    contentHash: contentHash(request),
+    now,
+    nextAttemptAt: now,
+    deadlineAt: timeoutToFail && durationMs(timeoutToFail) > 0 ? now + durationMs(timeoutToFail) : null,
+  });
+  return { transaction, branches };
 }

@@ -1,0 +1,64 @@
+import { Code, type HandlerContext } from "@connectrpc/connect";
+import type { RegisterBranchRequest } from "../../gen/accord/v1/coordinator_pb.js";
+import type { BranchOp, BranchRecord } from "../store/index.js";
+import { loadTransaction, replyWithState, wrongStatus, type CommandDependencies, type RequestIds } from "./command-context.js";
+import { errorWithReason, invalidArgument } from "./errors.js";
+import { requireTarget } from "./transaction-records.js";
+import { requireBranchId, requireGid } from "./validation.js";
+
+const METHOD = "RegisterBranch";
+const OPS: Record<"tcc" | "xa", [BranchOp, BranchOp]> = { tcc: ["confirm", "cancel"], xa: ["commit", "rollback"] };
+
+/** RegisterBranch: add a TCC (confirm, cancel) or XA (commit, rollback) branch while PREPARED. */
+export function createRegisterBranchHandler(deps: CommandDependencies, requestIds: RequestIds) {
+  const { store, config } = deps;
+  return async function registerBranch(request: RegisterBranchRequest, context: HandlerContext) {
+    const gid = requireGid(request.gid);
+    const branchId = requireBranchId(request.branchId, "branch_id");
+    requireTarget(request.commit, "commit");
+    requireTarget(request.rollback, "rollback");
+    if (request.payload.byteLength > config.limits.maxPayloadBytes) {
+      throw invalidArgument("payload", `is ${request.payload.byteLength} bytes; at most ${config.limits.maxPayloadBytes} are allowed`);
+    }
+    if (await requestIds.isReplay(request.requestId, METHOD, gid)) return replyWithState(deps, gid, false, context);
+    const found = await loadTransaction(store, gid);
+    const tx = found.transaction;
+    if (tx.mode !== "tcc" && tx.mode !== "xa") throw invalidArgument("gid", `names a ${tx.mode.toUpperCase()} transaction; only TCC and XA register branches`);
+    const [commitOp, rollbackOp] = OPS[tx.mode];
+
+    const existing = found.branches.filter((b) => b.branchId === branchId);
+    if (existing.length > 0) {
+      // The same registration again is a no-op; anything else reuses the id.
+      const same = existing.some((b) => b.op === commitOp && b.target === request.commit && Buffer.from(b.payload).equals(Buffer.from(request.payload)));
+      if (same) return replyWithState(deps, gid, false, context, found);
+      throw errorWithReason(Code.AlreadyExists, "BRANCH_EXISTS", `branch "${branchId}" is already registered in "${gid}" with other targets`, { gid, branchId });
+    }
+    if (tx.status !== "prepared") throw wrongStatus(gid, tx.status, "given new branches");
+    if (found.branches.length / 2 >= config.limits.maxBranches) throw invalidArgument("branch_id", `at most ${config.limits.maxBranches} branches are allowed`);
+
+    const now = Date.now();
+    const row = (op: BranchOp, target: string): BranchRecord => ({
+      gid,
+      branchId,
+      op,
+      seq: found.branches.length / 2,
+      target,
+      payload: request.payload,
+      after: [],
+      status: "pending",
+      attempts: 0,
+      lastError: "",
+      updatedAt: now,
+    });
+    const outcomes = await store.write([
+      ...requestIds.ops(request.requestId, METHOD, gid),
+      { kind: "addBranches", gid, statuses: ["prepared"], branches: [row(commitOp, request.commit), row(rollbackOp, request.rollback)] },
+    ]);
+    if (requestIds.lostRace(outcomes, request.requestId, METHOD, gid)) return replyWithState(deps, gid, false, context);
+    if (outcomes.at(-1) !== true) {
+      const current = await loadTransaction(store, gid);
+      throw wrongStatus(gid, current.transaction.status, "given new branches");
+    }
+    return replyWithState(deps, gid, false, context);
+  };
+}
