@@ -64,5 +64,43 @@ for (const backend of backends()) {
         await second.exited;
       }
     });
+
+    it("after a crash between prepare and submit, back-checks an MSG and times out a TCC", async () => {
+      const store = await backend.freshUrl();
+      const msgGid = `crash-msg-${backend.name}-${Date.now()}`;
+      const tccGid = `crash-tcc-${backend.name}-${Date.now()}`;
+      svc.on("/committed", () => ({ status: 200 }));
+      const first = await startCoordinatorProcess(store);
+      await first.client.begin({
+        gid: msgGid,
+        mode: Mode.MSG,
+        queryPrepared: svc.httpUrl("/committed"),
+        steps: [{ action: svc.httpUrl("/msg-branch") }],
+        options: { preparedTimeout: { seconds: 1n } },
+      });
+      await first.client.begin({ gid: tccGid, mode: Mode.TCC, options: { preparedTimeout: { seconds: 1n } } });
+      await first.client.registerBranch({ gid: tccGid, branchId: "b1", commit: svc.httpUrl("/tcc-confirm"), rollback: svc.httpUrl("/tcc-cancel") });
+      first.child.kill("SIGKILL");
+      await first.exited;
+
+      const second = await startCoordinatorProcess(store);
+      try {
+        const finalOf = (gid: string) =>
+          waitUntil(async () => {
+            const { transaction } = await second.client.getTransaction({ gid });
+            return transaction && (transaction.status === TransactionStatus.SUCCEEDED || transaction.status === TransactionStatus.FAILED) ? transaction : undefined;
+          }, `${gid} to finish`);
+        expect((await finalOf(msgGid)).status).toBe(TransactionStatus.SUCCEEDED);
+        expect(svc.callsTo("/committed", msgGid).map((c) => c.op)).toContain("query");
+        expect(svc.effectsOf(msgGid)).toEqual([`${msgGid}/01/action`]);
+        const tcc = await finalOf(tccGid);
+        expect(tcc.status).toBe(TransactionStatus.FAILED);
+        expect(tcc.failureReason).toMatch(/prepared_timeout/);
+        expect(svc.calls.filter((c) => c.gid === tccGid).map((c) => c.op)).toEqual(["cancel"]);
+      } finally {
+        second.child.kill("SIGTERM");
+        await second.exited;
+      }
+    });
   });
 }
