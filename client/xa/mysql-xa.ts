@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Pool, PoolConnection } from "mysql2/promise";
+import type { Pool, PoolConnection, RowDataPacket } from "mysql2/promise";
 import type { BranchInfo } from "../branch-handler.js";
 
 const XAER_NOTA = 1397; // unknown XID: already committed or rolled back, or never prepared
@@ -10,6 +10,21 @@ export function xaId(info: Pick<BranchInfo, "gid" | "branchId">): string {
 }
 
 const isUnknownXid = (error: unknown) => typeof error === "object" && error !== null && "errno" in error && error.errno === XAER_NOTA;
+
+/**
+ * XA COMMIT or ROLLBACK, idempotently: an unknown XID that no session still holds prepared has
+ * already been finished. One still attached to the session that prepared it (its disconnect not
+ * yet processed) is reported as an error, so the coordinator retries.
+ */
+async function finish(pool: Pool, verb: "COMMIT" | "ROLLBACK", xid: string): Promise<void> {
+  try {
+    await pool.query(`XA ${verb} ?`, [xid]);
+  } catch (error) {
+    if (!isUnknownXid(error)) throw error;
+    const [pending] = await pool.query<RowDataPacket[]>("XA RECOVER");
+    if (pending.some((row) => row.data === xid)) throw new Error(`XA ${verb} ${xid}: still attached to its session; retry`);
+  }
+}
 
 /**
  * XA branches on MySQL/MariaDB through mysql2: the branch's local work runs inside
@@ -24,6 +39,7 @@ export function createMysqlXa(pool: Pool) {
     async prepare(info: BranchInfo, work: (conn: PoolConnection) => Promise<void>): Promise<void> {
       const xid = xaId(info);
       const conn = await pool.getConnection();
+      let prepared = false;
       try {
         await conn.query("XA START ?", [xid]);
         try {
@@ -35,19 +51,15 @@ export function createMysqlXa(pool: Pool) {
           throw error;
         }
         await conn.query("XA PREPARE ?", [xid]);
+        prepared = true;
       } finally {
-        conn.release();
+        // A session holding a prepared XA branch can do nothing else; closing it detaches the
+        // branch (kept by the server) so commit/rollback can come from any connection.
+        if (prepared) conn.destroy();
+        else conn.release();
       }
     },
-    async commit(info: BranchInfo): Promise<void> {
-      await pool.query("XA COMMIT ?", [xaId(info)]).catch((error: unknown) => {
-        if (!isUnknownXid(error)) throw error;
-      });
-    },
-    async rollback(info: BranchInfo): Promise<void> {
-      await pool.query("XA ROLLBACK ?", [xaId(info)]).catch((error: unknown) => {
-        if (!isUnknownXid(error)) throw error;
-      });
-    },
+    commit: (info: BranchInfo) => finish(pool, "COMMIT", xaId(info)),
+    rollback: (info: BranchInfo) => finish(pool, "ROLLBACK", xaId(info)),
   };
 }
