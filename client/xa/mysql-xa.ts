@@ -22,7 +22,7 @@ async function finish(pool: Pool, verb: "COMMIT" | "ROLLBACK", xid: string): Pro
   } catch (error) {
     if (!isUnknownXid(error)) throw error;
     const [pending] = await pool.query<RowDataPacket[]>("XA RECOVER");
-    if (pending.some((row) => row.data === xid)) throw new Error(`XA ${verb} ${xid}: still attached to its session; retry`);
+    if (pending.some((row) => String(row.data) === xid)) throw new Error(`XA ${verb} ${xid}: still attached to its session; retry`);
   }
 }
 

@@ -1,0 +1,114 @@
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { promisify } from "node:util";
+import mysql from "mysql2/promise";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { createAccordClient, TransactionStatus } from "../../client/index.js";
+import { startBankService } from "../../examples/bank/bank-service.js";
+import { openMysqlLedger, type Ledger } from "../../examples/bank/ledger.js";
+import { transfers } from "../../examples/bank/transfers.js";
+import type { RunningCoordinator } from "../../server/coordinator.js";
+import { startTestCoordinator } from "../support/coordinator.js";
+import { backends } from "../support/stores.js";
+import { waitUntil } from "../support/wait-until.js";
+
+const exec = promisify(execFile);
+
+/** A small seeded generator, so a failing run can be replayed. */
+function random(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+describe("bank transfer example", () => {
+  const [sqlite, mariadb] = backends();
+
+  it("npm run example:bank transfers in SAGA, TCC and MSG form on SQLite banks", async () => {
+    const coordinator = await startTestCoordinator(await sqlite!.freshUrl());
+    try {
+      const { stdout } = await exec("npm", ["run", "--silent", "example:bank"], { env: { ...process.env, ACCORD_URL: coordinator.url } });
+      expect(stdout).toContain("saga 30: SUCCEEDED; alice=70 bob=30");
+      expect(stdout).toContain("tcc 20: SUCCEEDED; alice=50 bob=50");
+      expect(stdout).toContain("msg 10: SUCCEEDED; alice=40 bob=60");
+      expect(stdout).toMatch(/saga 500: FAILED \(.*insufficient funds in alice\); alice=40 bob=60/);
+    } finally {
+      await coordinator.stop();
+      await sqlite!.cleanup();
+    }
+  });
+
+  describe("200 concurrent transfers with injected failures, on MariaDB banks", () => {
+    let coordinator: RunningCoordinator;
+    let ledgerA: Ledger;
+    let ledgerB: Ledger;
+    const servers: { close(): void }[] = [];
+    const accountsA = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`a${i}`, 100]));
+    const accountsB = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`b${i}`, 100]));
+
+    beforeAll(async () => {
+      const port = inject("mariadbPort");
+      const db = async () => {
+        const name = `bank_${randomBytes(4).toString("hex")}`;
+        const admin = await mysql.createConnection({ host: "127.0.0.1", port, user: "root" });
+        await admin.query(`CREATE DATABASE ${name}`);
+        await admin.end();
+        return `mysql://root@127.0.0.1:${port}/${name}`;
+      };
+      ledgerA = await openMysqlLedger(await db(), accountsA);
+      ledgerB = await openMysqlLedger(await db(), accountsB);
+      coordinator = await startTestCoordinator(await mariadb!.freshUrl(), { engine: { retryMaxMs: 200 } });
+    });
+    afterAll(async () => {
+      servers.forEach((s) => s.close());
+      await coordinator.stop();
+      await ledgerA.close();
+      await ledgerB.close();
+    });
+
+    it("conserves money: no negative balance, nothing frozen, every transaction final", async () => {
+      const chance = random(42);
+      const faults = { failBefore: () => chance() < 0.1, failAfter: () => chance() < 0.1 };
+      const bankA = await startBankService(ledgerA, faults);
+      const bankB = await startBankService(ledgerB, faults);
+      servers.push(bankA.server, bankB.server);
+      const accord = createAccordClient({ address: coordinator.url, timeoutMs: 30_000 });
+      const transfer = transfers(accord, { a: { url: bankA.url, ledger: ledgerA }, b: { url: bankB.url } });
+      const modes = ["saga", "tcc", "msg"] as const;
+      const pick = random(7);
+
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 200 }, (_, i) => {
+          const from = `a${Math.floor(pick() * 5)}`;
+          const to = `b${Math.floor(pick() * 5)}`;
+          const amount = 1 + Math.floor(pick() * 8);
+          return transfer[modes[i % 3]!](from, to, amount);
+        }),
+      );
+
+      // Every accepted transaction reaches a final state (some replies may have come before the end).
+      await waitUntil(async () => {
+        const open = await accord.list({ statuses: [TransactionStatus.PREPARED, TransactionStatus.SUBMITTED, TransactionStatus.ABORTING], pageSize: 10 });
+        return open.transactions.length === 0;
+      }, "every transfer to finish", 60_000);
+
+      const a = await ledgerA.balances();
+      const b = await ledgerB.balances();
+      const total = (ledger: typeof a) => Object.values(ledger).reduce((sum, r) => sum + r.balance + r.frozen, 0);
+      expect(total(a) + total(b)).toBe(1000);
+      for (const row of [...Object.values(a), ...Object.values(b)]) {
+        expect(row.balance).toBeGreaterThanOrEqual(0);
+        expect(row.frozen).toBe(0);
+      }
+      const succeeded = (await accord.list({ statuses: [TransactionStatus.SUCCEEDED], pageSize: 500 })).transactions.length;
+      const failed = (await accord.list({ statuses: [TransactionStatus.FAILED], pageSize: 500 })).transactions.length;
+      console.log(`transfers: ${succeeded} succeeded, ${failed} failed, ${outcomes.filter((o) => o.status === "rejected").length} refused at try/local step`);
+      expect(succeeded).toBeGreaterThan(50);
+      expect(failed).toBeGreaterThan(0);
+      // Money moved matches the succeeded transfers: what left bank A arrived at bank B.
+      expect(500 - total(a)).toBe(total(b) - 500);
+    });
+  });
+});
