@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { createClient, type CallOptions, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type CallOptions, type Client } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { CoordinatorService, type ListTransactionsRequestSchema } from "../gen/accord/v1/coordinator_pb.js";
 import type { Transaction } from "../gen/accord/v1/transaction_pb.js";
 import type { AccordClientOptions } from "./client-options.js";
 import { withFailover } from "./call-policy.js";
+import { discoverCoordinators, type CoordinatorDiscovery } from "./discovery.js";
 import { MsgBuilder, type MsgInit } from "./msg-builder.js";
 import { SagaBuilder, type TransactionInit } from "./saga-builder.js";
 import { runTwoPhase, type TwoPhaseContext, type TwoPhaseInit } from "./two-phase.js";
@@ -28,28 +29,48 @@ export interface CoordinatorCalls {
 
 /** A client of one or more Accord coordinators. */
 export class AccordClient implements CoordinatorCalls {
-  readonly #clients: CoordinatorClient[];
+  readonly #options: AccordClientOptions;
+  readonly #byAddress = new Map<string, CoordinatorClient>();
+  readonly #discovery: CoordinatorDiscovery | undefined;
   readonly #timeoutMs: number;
   readonly #retries: number;
   #next = 0;
 
   constructor(options: AccordClientOptions) {
     const addresses = options.addresses ?? (options.address ? [options.address] : []);
-    if (addresses.length === 0) throw new Error("createAccordClient: give address or addresses");
-    this.#clients = addresses.map((a) => createClient(CoordinatorService, createTransport(a, options)));
+    if (addresses.length === 0 && !options.etcd) throw new Error("createAccordClient: give address, addresses or etcd");
+    this.#options = { ...options, addresses };
+    this.#discovery = options.etcd ? discoverCoordinators(options.etcd) : undefined;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#retries = options.retries ?? 3;
   }
 
-  call<T>(fn: (client: CoordinatorClient, options: CallOptions) => Promise<T>, control: CallControl = {}): Promise<T> {
-    const start = this.#next++ % this.#clients.length;
+  /** The coordinators to use now: the configured ones, or those live in etcd. */
+  async #clients(): Promise<CoordinatorClient[]> {
+    if (this.#discovery) await this.#discovery.ready;
+    const addresses = this.#discovery ? this.#discovery.addresses() : this.#options.addresses!;
+    if (addresses.length === 0) throw new ConnectError("no coordinator is registered in etcd", Code.Unavailable);
+    return addresses.map((address) => {
+      let client = this.#byAddress.get(address);
+      if (!client) this.#byAddress.set(address, (client = createClient(CoordinatorService, createTransport(address, this.#options))));
+      return client;
+    });
+  }
+
+  async call<T>(fn: (client: CoordinatorClient, options: CallOptions) => Promise<T>, control: CallControl = {}): Promise<T> {
+    const clients = await this.#clients();
     return withFailover(
-      this.#clients.length,
+      clients.length,
       this.#retries,
-      (i) => fn(this.#clients[i]!, { signal: control.signal, timeoutMs: control.timeoutMs ?? this.#timeoutMs }),
+      (i) => fn(clients[i]!, { signal: control.signal, timeoutMs: control.timeoutMs ?? this.#timeoutMs }),
       control.signal,
-      start,
+      this.#next++ % clients.length,
     );
+  }
+
+  /** Stops watching etcd (when discovery is used). */
+  async close(): Promise<void> {
+    await this.#discovery?.close();
   }
 
   requestId(): string {
@@ -105,7 +126,8 @@ export class AccordClient implements CoordinatorCalls {
 
   /** Every state of the transaction from now until it ends (or `signal` aborts). */
   async *watch(gid: string, signal?: AbortSignal): AsyncIterable<Transaction> {
-    const client = this.#clients[this.#next++ % this.#clients.length]!;
+    const clients = await this.#clients();
+    const client = clients[this.#next++ % clients.length]!;
     for await (const update of client.watchTransaction({ gid }, { signal })) if (update.transaction) yield update.transaction;
   }
 }

@@ -1,6 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 
-const RETRYABLE = new Set([Code.Unavailable, Code.DeadlineExceeded]);
+// When a coordinator dies mid-call, connect-node reports ABORTED (connection reset) or CANCELED
+// (HTTP/2 stream cancelled). The coordinator itself never answers either, so both are transport
+// failures; CANCELED is retried only when the caller did not cancel (checked by withFailover).
+const RETRYABLE = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Aborted, Code.Canceled]);
 
 /** Whether a failed call may be sent again (with the same request_id, so without a second effect). */
 export function isRetryable(error: unknown): boolean {
@@ -8,7 +11,8 @@ export function isRetryable(error: unknown): boolean {
 }
 
 /**
- * Runs `call` against the coordinators in turn: on UNAVAILABLE or DEADLINE_EXCEEDED the next one
+ * Runs `call` against the coordinators in turn: on UNAVAILABLE, DEADLINE_EXCEEDED or a broken
+ * connection (ABORTED, or CANCELED that the caller did not ask for) the next one
  * is tried, up to `retries` more times, with a short growing pause; the caller's AbortSignal
  * stops it at once.
  */

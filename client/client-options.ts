@@ -1,3 +1,5 @@
+import type { EtcdDiscoveryOptions } from "./discovery.js";
+
 /** TLS material for talking to coordinators (PEM contents, not paths). */
 export interface AccordTlsOptions {
   /** CA certificate(s) that signed the coordinators' certificates. */
@@ -14,11 +16,13 @@ export interface AccordClientOptions {
   address?: string;
   /** Several coordinators: calls go to one and fail over to the next on UNAVAILABLE. */
   addresses?: string[];
+  /** Discover coordinators in etcd instead (they register themselves); kept current by a watch. */
+  etcd?: EtcdDiscoveryOptions;
   /** "grpc" (default, HTTP/2) or "connect" (JSON-free Connect binary over HTTP/2). */
   protocol?: "grpc" | "connect";
   tls?: AccordTlsOptions;
   /** Deadline of each call, in milliseconds (default 10,000). Submit with wait may use its own. */
   timeoutMs?: number;
-  /** Retries of UNAVAILABLE / DEADLINE_EXCEEDED, with the same request_id (default 3). */
+  /** Retries of UNAVAILABLE, DEADLINE_EXCEEDED and reset connections, with the same request_id (default 3). */
   retries?: number;
 }

@@ -28,6 +28,25 @@ export interface AccordConfig {
     graceMs: number;
   };
   engine: EngineConfig;
+  cluster: ClusterConfig;
+}
+
+/** etcd registration, so clients can discover coordinators. The database decides who runs what. */
+export interface ClusterConfig {
+  /** Comma-separated etcd endpoints (http:// or https://); empty disables registration. */
+  etcdEndpoints: string;
+  /** Key prefix; each coordinator puts PREFIX<id>. */
+  prefix: string;
+  /** TTL of the lease the key lives under (kept alive while the coordinator runs). */
+  leaseTtlSeconds: number;
+  /** Free-form zone, for clients that prefer nearby coordinators. */
+  zone: string;
+  /** The URL clients should dial; default http://host:port as listened on. */
+  advertiseUrl: string;
+  /** TLS for etcd: CA, and client certificate and key for etcd's client-cert auth. */
+  etcdCaFile: string;
+  etcdCertFile: string;
+  etcdKeyFile: string;
 }
 
 /** How the engine runs transactions; retry and timeout fields are per-transaction defaults. */
@@ -86,6 +105,16 @@ export function defaultConfig(): AccordConfig {
       preparedTimeoutMs: 30_000,
       maxWaitMs: 30_000,
     },
+    cluster: {
+      etcdEndpoints: "",
+      prefix: "accord/v1/coordinators/",
+      leaseTtlSeconds: 10,
+      zone: "",
+      advertiseUrl: "",
+      etcdCaFile: "",
+      etcdCertFile: "",
+      etcdKeyFile: "",
+    },
   };
 }
 
@@ -128,6 +157,13 @@ const anyString: Parser = (raw) =>
 const nonEmptyString: Parser = (raw) =>
   typeof raw === "string" && raw.trim() !== "" ? { ok: true, value: raw.trim() } : { ok: false, expected: "a non-empty string" };
 
+const etcdEndpoints: Parser = (raw) => {
+  const list = typeof raw === "string" ? raw.split(",").map((e) => e.trim()).filter(Boolean) : [];
+  return typeof raw === "string" && list.every((e) => /^https?:\/\/[^/]+$/.test(e))
+    ? { ok: true, value: list.join(",") }
+    : { ok: false, expected: "comma-separated http(s)://host:port etcd endpoints" };
+};
+
 const storeUrl: Parser = (raw) => {
   if (typeof raw === "string" && /^file:.+/.test(raw)) return { ok: true, value: raw };
   if (typeof raw === "string" && raw.startsWith("mysql://")) {
@@ -166,6 +202,14 @@ const PARSERS: Record<string, Parser> = {
   "engine.ongoingIntervalMs": integer(1, 3_600_000),
   "engine.preparedTimeoutMs": integer(1, 86_400_000),
   "engine.maxWaitMs": integer(0, 3_600_000),
+  "cluster.etcdEndpoints": etcdEndpoints,
+  "cluster.prefix": nonEmptyString,
+  "cluster.leaseTtlSeconds": integer(2, 3600),
+  "cluster.zone": anyString,
+  "cluster.advertiseUrl": anyString,
+  "cluster.etcdCaFile": anyString,
+  "cluster.etcdCertFile": anyString,
+  "cluster.etcdKeyFile": anyString,
 };
 
 const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c}`).replace(/\./g, "_").toUpperCase();

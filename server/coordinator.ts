@@ -3,7 +3,9 @@ import type { Logger } from "pino";
 import { createErrorInterceptor } from "./api/error-interceptor.js";
 import { createRoutes } from "./api/routes.js";
 import { redactedConfig, type AccordConfig } from "./config.js";
+import { startRegistration, type RegistrationState } from "./cluster/etcd-registration.js";
 import { createEngine, type Engine } from "./engine/engine.js";
+import { ACCORD_VERSION } from "./version.js";
 import { createStoreHealth } from "./observe/store-health.js";
 import { openStore, type Store } from "./store/index.js";
 import { listenOnePort, type RequestHandler } from "./transport/one-port-server.js";
@@ -25,11 +27,13 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
   const engine = createEngine({ store, config: config.engine, logger });
   const shutdown = new AbortController();
 
+  // Filled in once registration starts (after the port is open, so the address is known).
+  const cluster: { state: () => RegistrationState } = { state: () => "disabled" };
   const healthz: RequestHandler = (req, res) => {
     if (req.method === "GET" && req.url === "/healthz") {
       void health.check().then((ok) => {
         res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
-        res.end(JSON.stringify({ status: ok ? "SERVING" : "NOT_SERVING", store: store.kind }));
+        res.end(JSON.stringify({ status: ok ? "SERVING" : "NOT_SERVING", store: store.kind, etcd: cluster.state() }));
       });
       return;
     }
@@ -55,6 +59,12 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
   engine.start();
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   logger.info({ url, store: store.kind, config: redactedConfig(config) }, "accord coordinator serving");
+  const registration = startRegistration(
+    config.cluster,
+    { id: engine.coordinatorId, address: config.cluster.advertiseUrl || url, version: ACCORD_VERSION, zone: config.cluster.zone },
+    logger,
+  );
+  cluster.state = registration.state;
 
   let stopping: Promise<void> | undefined;
   return {
@@ -65,6 +75,8 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
     stop() {
       stopping ??= (async () => {
         logger.info("stopping: no new connections, finishing in-flight calls");
+        // Leave discovery first, so clients stop choosing this coordinator.
+        await registration.stop();
         shutdown.abort();
         await server.close(config.shutdown.graceMs);
         await engine.stop(config.shutdown.graceMs);

@@ -1,0 +1,125 @@
+import { Etcd3 } from "etcd3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createAccordClient, TransactionStatus } from "../../client/index.js";
+import type { RunningCoordinator } from "../../server/coordinator.js";
+import { TestBranchService } from "../support/branch-service.js";
+import { startTestCoordinator } from "../support/coordinator.js";
+import { startCoordinatorProcess } from "../support/coordinator-process.js";
+import { startEtcd, type ThrowawayEtcd } from "../support/etcd.js";
+import { startMariadb, type ThrowawayMariadb } from "../support/mariadb.js";
+import { waitUntil } from "../support/wait-until.js";
+
+const PREFIX = "accord/v1/coordinators/";
+
+describe("etcd registration and discovery", () => {
+  let etcd: ThrowawayEtcd;
+  let mariadb: ThrowawayMariadb;
+  let kv: Etcd3;
+  const svc = new TestBranchService();
+
+  beforeAll(async () => {
+    [etcd, mariadb] = await Promise.all([startEtcd(), startMariadb()]);
+    kv = new Etcd3({ hosts: etcd.endpoint });
+    await svc.listenHttp();
+  });
+  afterAll(async () => {
+    kv.close();
+    await svc.close();
+    await etcd.stop();
+    await mariadb.stop();
+  });
+
+  const registered = async () => (await kv.getAll().prefix(PREFIX).strings()) as Record<string, string>;
+  const healthz = async (c: RunningCoordinator) => (await (await fetch(`${c.url}/healthz`)).json()) as { etcd: string };
+
+  it("registers under a lease with address, version and zone, and leaves on graceful stop", async () => {
+    const coordinator = await startTestCoordinator(mariadb.url("reg"), {
+      engine: { coordinatorId: "c-reg" },
+      cluster: { etcdEndpoints: etcd.endpoint, zone: "zone-a", leaseTtlSeconds: 5 },
+    });
+    const entry = await waitUntil(async () => (await registered())[`${PREFIX}c-reg`], "the key");
+    expect(JSON.parse(entry)).toEqual({ address: coordinator.url, version: "0.1.0", zone: "zone-a" });
+    const [record] = (await kv.get(`${PREFIX}c-reg`).exec()).kvs;
+    expect(record?.lease.toString()).not.toBe("0");
+    expect((await healthz(coordinator)).etcd).toBe("registered");
+    await coordinator.stop();
+    expect((await registered())[`${PREFIX}c-reg`]).toBeUndefined();
+  });
+
+  it("keeps serving while etcd is down and registers once it is back", async () => {
+    await etcd.pause();
+    const coordinator = await startTestCoordinator(mariadb.url("down"), {
+      engine: { coordinatorId: "c-down" },
+      cluster: { etcdEndpoints: etcd.endpoint, leaseTtlSeconds: 5 },
+    });
+    try {
+      const tx = await createAccordClient({ address: coordinator.url })
+        .saga()
+        .step({ action: svc.httpUrl("/a"), compensate: svc.httpUrl("/u") })
+        .submit({ wait: true });
+      expect(tx.status).toBe(TransactionStatus.SUCCEEDED);
+      await waitUntil(async () => (await healthz(coordinator)).etcd === "unavailable", "health to show etcd unavailable");
+      await etcd.resume();
+      await waitUntil(async () => (await registered())[`${PREFIX}c-down`], "registration after etcd is back", 20_000);
+      expect((await healthz(coordinator)).etcd).toBe("registered");
+    } finally {
+      await coordinator.stop();
+    }
+  });
+
+  it("lets a killed coordinator's key expire with its lease", async () => {
+    const proc = await startCoordinatorProcess(mariadb.url("killed"), [
+      "--engine-coordinator-id", "c-killed",
+      "--cluster-etcd-endpoints", etcd.endpoint,
+      "--cluster-lease-ttl-seconds", "2",
+    ]);
+    await waitUntil(async () => (await registered())[`${PREFIX}c-killed`], "the key");
+    proc.child.kill("SIGKILL");
+    await proc.exited;
+    await waitUntil(async () => (await registered())[`${PREFIX}c-killed`] === undefined, "the key to expire", 10_000);
+  });
+
+  it("SDK: discovers coordinators, balances across them, and survives one dying mid-load", async () => {
+    const store = mariadb.url("shared");
+    const args = (id: string) => ["--engine-coordinator-id", id, "--cluster-etcd-endpoints", etcd.endpoint, "--cluster-lease-ttl-seconds", "2"];
+    const one = await startCoordinatorProcess(store, args("c-one"));
+    const two = await startCoordinatorProcess(store, args("c-two"));
+    const accord = createAccordClient({ etcd: { endpoints: [etcd.endpoint] }, retries: 4, timeoutMs: 5000 });
+    try {
+      await waitUntil(async () => Object.keys(await registered()).filter((k) => k.includes("c-one") || k.includes("c-two")).length === 2, "both registered");
+      const submit = () => accord.saga().step({ action: svc.httpUrl("/d"), compensate: svc.httpUrl("/du") }).submit({ wait: true });
+      const before = await Promise.all(Array.from({ length: 10 }, submit));
+      expect(before.every((t) => t.status === TransactionStatus.SUCCEEDED)).toBe(true);
+
+      // Kill one while calls are in flight: the client retries on the other with the same request_id.
+      const during = Array.from({ length: 20 }, (_, i) => new Promise((r) => setTimeout(r, i * 10)).then(submit));
+      setTimeout(() => one.child.kill("SIGKILL"), 50);
+      const results = await Promise.allSettled(during);
+      const failures = results.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason));
+      expect(failures).toEqual([]);
+      const ok = results.map((r) => (r as PromiseFulfilledResult<{ gid: string }>).value.gid);
+      // Every accepted saga ends, whoever took it over.
+      for (const gid of ok) {
+        await waitUntil(async () => (await accord.get(gid)).status === TransactionStatus.SUCCEEDED, `${gid} to succeed`, 15_000);
+      }
+      // A coordinator that appears later is used too: with the first two gone, it serves alone.
+      const three = await startCoordinatorProcess(store, args("c-three"));
+      two.child.kill("SIGTERM");
+      await two.exited;
+      await waitUntil(async () => {
+        const keys = Object.keys(await registered());
+        return keys.length === 1 && keys[0]!.endsWith("c-three");
+      }, "only c-three registered", 10_000);
+      const after = await submit();
+      expect(after.status).toBe(TransactionStatus.SUCCEEDED);
+      three.child.kill("SIGTERM");
+      await three.exited;
+    } finally {
+      await accord.close();
+      for (const p of [one, two]) {
+        if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGTERM");
+        await p.exited;
+      }
+    }
+  });
+});
