@@ -12,6 +12,8 @@ export interface BankOptions {
   failBefore?: () => boolean;
   /** …or after committing it, as if the reply were lost. */
   failAfter?: () => boolean;
+  /** …or hang this many milliseconds before answering. */
+  hangMs?: () => number;
 }
 
 /**
@@ -36,6 +38,8 @@ export async function startBankService(ledger: Ledger, options: BankOptions = {}
     if (path === "/msg/query") return ledger.barrier.queryPrepared(info.gid);
     const op = ops[path];
     if (!op) throw new Error(`no such operation ${path}`);
+    const hang = options.hangMs?.() ?? 0;
+    if (hang > 0) await new Promise((r) => setTimeout(r, hang));
     if (options.failBefore?.()) throw new Error("injected failure before the work");
     const transfer = JSON.parse(body.toString()) as Transfer;
     await ledger.barrier.call(info, (tx) => op(tx, transfer));
