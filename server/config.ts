@@ -29,8 +29,33 @@ export interface AccordConfig {
   };
   engine: EngineConfig;
   cluster: ClusterConfig;
+  security: SecurityConfig;
 }
 
+/** TLS, client identities and what they may call, and where branch calls may go. */
+export interface SecurityConfig {
+  /** PEM certificate and key of the coordinator's one port; both set = TLS (1.2 minimum). */
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  /** CA that signs client certificates (for mTLS). */
+  tlsCaFile: string;
+  /** Client certificates: off, optional (verified when sent) or required. */
+  mtls: "off" | "optional" | "required";
+  /** Identities (certificate SAN URI, then DNS, then CN) that may call CoordinatorService; "*" = anyone. */
+  coordinatorCallers: string;
+  /** Identities that may call AdminService; empty = nobody. */
+  adminCallers: string;
+  /** Gid namespaces: "identity=prefix|prefix;identity2=prefix". Listed identities only touch their gids. */
+  tenantPrefixes: string;
+  /** Hosts branch targets may name: exact names or IPs, or "*.domain"; "*" = any (not advised). */
+  allowedTargetHosts: string;
+  /** Schemes branch targets may use. */
+  allowedTargetSchemes: string;
+  /** For https:// and grpcs:// branches: the CA to verify them, and the coordinator's client certificate. */
+  branchCaFile: string;
+  branchCertFile: string;
+  branchKeyFile: string;
+}
 /** etcd registration, so clients can discover coordinators. The database decides who runs what. */
 export interface ClusterConfig {
   /** Comma-separated etcd endpoints (http:// or https://); empty disables registration. */
@@ -114,6 +139,20 @@ export function defaultConfig(): AccordConfig {
       etcdCaFile: "",
       etcdCertFile: "",
       etcdKeyFile: "",
+    },
+    security: {
+      tlsCertFile: "",
+      tlsKeyFile: "",
+      tlsCaFile: "",
+      mtls: "off",
+      coordinatorCallers: "*",
+      adminCallers: "",
+      tenantPrefixes: "",
+      allowedTargetHosts: "127.0.0.1,localhost,::1",
+      allowedTargetSchemes: "http,https,grpc,grpcs",
+      branchCaFile: "",
+      branchCertFile: "",
+      branchKeyFile: "",
     },
   };
 }
@@ -210,6 +249,18 @@ const PARSERS: Record<string, Parser> = {
   "cluster.etcdCaFile": anyString,
   "cluster.etcdCertFile": anyString,
   "cluster.etcdKeyFile": anyString,
+  "security.tlsCertFile": anyString,
+  "security.tlsKeyFile": anyString,
+  "security.tlsCaFile": anyString,
+  "security.mtls": oneOf(["off", "optional", "required"]),
+  "security.coordinatorCallers": anyString,
+  "security.adminCallers": anyString,
+  "security.tenantPrefixes": anyString,
+  "security.allowedTargetHosts": anyString,
+  "security.allowedTargetSchemes": anyString,
+  "security.branchCaFile": anyString,
+  "security.branchCertFile": anyString,
+  "security.branchKeyFile": anyString,
 };
 
 const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c}`).replace(/\./g, "_").toUpperCase();
@@ -237,7 +288,18 @@ export function loadConfig({ argv, env }: ConfigSources): AccordConfig {
     if (!key) throw new ConfigError(flag, `one of --config, ${Object.keys(PARSERS).map(flagName).join(", ")}`, flag, "command line");
     set(config, key, value, flag);
   }
+  checkSecurity(config.security);
   return config;
+}
+
+/** Settings that only make sense together. */
+function checkSecurity(security: SecurityConfig): void {
+  if (Boolean(security.tlsCertFile) !== Boolean(security.tlsKeyFile)) {
+    throw new ConfigError("security.tlsKeyFile", "both security.tlsCertFile and security.tlsKeyFile, or neither", security.tlsKeyFile, "configuration");
+  }
+  if (security.mtls !== "off" && !(security.tlsCertFile && security.tlsCaFile)) {
+    throw new ConfigError("security.mtls", "TLS (security.tlsCertFile, tlsKeyFile) and security.tlsCaFile for client certificates", security.mtls, "configuration");
+  }
 }
 
 function parseFlags(argv: readonly string[]): Map<string, string> {

@@ -1,3 +1,6 @@
+import { readFileSync } from "node:fs";
+import type { TLSSocket } from "node:tls";
+import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { createErrorInterceptor } from "./api/error-interceptor.js";
@@ -5,6 +8,11 @@ import { createRoutes } from "./api/routes.js";
 import { redactedConfig, type AccordConfig } from "./config.js";
 import { startRegistration, type RegistrationState } from "./cluster/etcd-registration.js";
 import { createEngine, type Engine } from "./engine/engine.js";
+import { createBranchInvoker } from "./engine/branch-invoker.js";
+import { createAuthorizationInterceptor, createAuthorizationPolicy } from "./security/authorization.js";
+import { callerIdentity, identityOf } from "./security/identity.js";
+import { createTargetPolicy } from "./security/target-policy.js";
+import { loadServerTls, watchServerTls } from "./security/tls-files.js";
 import { ACCORD_VERSION } from "./version.js";
 import { createStoreHealth } from "./observe/store-health.js";
 import { openStore, type Store } from "./store/index.js";
@@ -18,13 +26,24 @@ export interface RunningCoordinator {
   readonly engine: Engine;
   /** Graceful stop: stop accepting, finish in-flight calls, close the store. */
   stop(): Promise<void>;
+  /** Reads the TLS certificate files again (SIGHUP); new connections get the new certificates. */
+  reloadTls(): void;
 }
 
 /** Opens the store, serves every service on one port, and returns a handle to stop it all. */
 export async function startCoordinator(config: AccordConfig, logger: Logger): Promise<RunningCoordinator> {
   const store = await openStore({ url: config.store, poolSize: config.mysql.poolSize });
   const health = createStoreHealth(store, logger);
-  const engine = createEngine({ store, config: config.engine, logger });
+  const security = config.security;
+  const targets = createTargetPolicy(security.allowedTargetHosts, security.allowedTargetSchemes);
+  const read = (path: string) => (path ? readFileSync(path) : undefined);
+  const invoker = createBranchInvoker({
+    maxCallsPerHost: config.engine.maxCallsPerHost,
+    targets,
+    tls: { ca: read(security.branchCaFile), cert: read(security.branchCertFile), key: read(security.branchKeyFile) },
+  });
+  const engine = createEngine({ store, config: config.engine, logger, invoker });
+  const tls = loadServerTls(security);
   const shutdown = new AbortController();
 
   // Filled in once registration starts (after the port is open, so the address is known).
@@ -42,22 +61,30 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
   };
 
   const handler = connectNodeAdapter({
-    routes: createRoutes({ store, health, engine, config }),
+    routes: createRoutes({ store, health, engine, config, targets }),
     readMaxBytes: config.limits.maxMessageBytes,
-    interceptors: [createErrorInterceptor(logger)],
+    interceptors: [createErrorInterceptor(logger), createAuthorizationInterceptor(createAuthorizationPolicy(security), logger)],
+    // Only a verified certificate names the caller; an unverified one (mtls optional) does not.
+    contextValues: (req) => {
+      const socket = req.socket as Partial<TLSSocket>;
+      const verified = socket.authorized === true && typeof socket.getPeerCertificate === "function";
+      return createContextValues().set(callerIdentity, verified ? identityOf(socket.getPeerCertificate!()) : undefined);
+    },
     shutdownSignal: shutdown.signal,
     fallback: healthz,
   });
 
   let server;
   try {
-    server = await listenOnePort({ host: config.host, port: config.port, handler, logger });
+    server = await listenOnePort({ host: config.host, port: config.port, handler, logger, tls: tls && { ...tls, mtls: security.mtls } });
   } catch (error) {
     await store.close();
     throw error;
   }
   engine.start();
-  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
+  const url = `${tls ? "https" : "http"}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
+  const listening = server;
+  const unwatchTls = tls ? watchServerTls(security, (material) => listening.reloadTls(material), logger) : () => {};
   logger.info({ url, store: store.kind, config: redactedConfig(config) }, "accord coordinator serving");
   const registration = startRegistration(
     config.cluster,
@@ -72,14 +99,22 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
     port: server.port,
     store,
     engine,
+    reloadTls() {
+      const material = loadServerTls(security);
+      if (!material) throw new Error("TLS is not configured (security.tlsCertFile)");
+      listening.reloadTls(material);
+      logger.info("TLS certificates reloaded");
+    },
     stop() {
       stopping ??= (async () => {
         logger.info("stopping: no new connections, finishing in-flight calls");
         // Leave discovery first, so clients stop choosing this coordinator.
         await registration.stop();
+        unwatchTls();
         shutdown.abort();
         await server.close(config.shutdown.graceMs);
         await engine.stop(config.shutdown.graceMs);
+        invoker.close();
         await store.close();
         logger.info("stopped");
       })();

@@ -18,6 +18,13 @@ async function main(): Promise<void> {
     logger.fatal({ err: error }, "could not start");
     process.exit(1);
   });
+  process.on("SIGHUP", () => {
+    try {
+      coordinator.reloadTls();
+    } catch (error) {
+      logger.error({ err: error }, "SIGHUP: TLS reload failed");
+    }
+  });
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, () => {
       logger.info({ signal }, "signal received");

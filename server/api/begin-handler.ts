@@ -21,8 +21,8 @@ export function createBeginHandler(deps: CommandDependencies, requestIds: Reques
     const now = Date.now();
     let branches: BranchRecord[] = [];
     if (mode === "msg") {
-      requireTarget(request.queryPrepared, "query_prepared");
-      branches = stepBranches(gid, request.steps, request.options, { compensate: "forbidden", limits: config.limits }, now);
+      requireTarget(request.queryPrepared, "query_prepared", deps.targets);
+      branches = stepBranches(gid, request.steps, request.options, { compensate: "forbidden", limits: config.limits, targets: deps.targets }, now);
     } else {
       if (request.steps.length > 0) throw invalidArgument("steps", `${mode.toUpperCase()} branches are added with RegisterBranch`);
       if (request.queryPrepared) throw invalidArgument("query_prepared", "is only for MODE_MSG");

@@ -2,6 +2,7 @@ import { Code, type HandlerContext } from "@connectrpc/connect";
 import type { Mode as ProtoMode } from "../../gen/accord/v1/transaction_pb.js";
 import type { AccordConfig } from "../config.js";
 import type { Engine } from "../engine/engine.js";
+import type { TargetPolicy } from "../security/target-policy.js";
 import type { Mode, Store, TransactionWithBranches, WriteOp, WriteOutcome } from "../store/index.js";
 import { modes } from "./enum-mapping.js";
 import { errorWithReason, invalidArgument, transactionNotFound } from "./errors.js";
@@ -12,6 +13,8 @@ export interface CommandDependencies {
   store: Store;
   engine: Engine;
   config: AccordConfig;
+  /** Where branch targets may point. */
+  targets: TargetPolicy;
 }
 
 /** How long a wait may last: the caller's deadline less a margin to answer in time. */

@@ -15,8 +15,8 @@ export function createRegisterBranchHandler(deps: CommandDependencies, requestId
   return async function registerBranch(request: RegisterBranchRequest, context: HandlerContext) {
     const gid = requireGid(request.gid);
     const branchId = requireBranchId(request.branchId, "branch_id");
-    requireTarget(request.commit, "commit");
-    requireTarget(request.rollback, "rollback");
+    requireTarget(request.commit, "commit", deps.targets);
+    requireTarget(request.rollback, "rollback", deps.targets);
     if (request.payload.byteLength > config.limits.maxPayloadBytes) {
       throw invalidArgument("payload", `is ${request.payload.byteLength} bytes; at most ${config.limits.maxPayloadBytes} are allowed`);
     }

@@ -4,20 +4,25 @@ import { durationMs } from "@bufbuild/protobuf/wkt";
 import { SubmitRequestSchema, type SubmitRequest } from "../../gen/accord/v1/coordinator_pb.js";
 import { TransactionOptionsSchema, type Step, type TransactionOptions } from "../../gen/accord/v1/transaction_pb.js";
 import type { AccordConfig } from "../config.js";
+import type { TargetPolicy } from "../security/target-policy.js";
 import { parseTarget, InvalidTargetError } from "../engine/target.js";
 import type { BranchRecord, TransactionRecord, TransactionWithBranches } from "../store/index.js";
 import { invalidArgument } from "./errors.js";
 import { validateOptions } from "./options-validation.js";
 import { requireBranchId } from "./validation.js";
 
-export function requireTarget(value: string, field: string): string {
+/** A branch target: a valid URL of a supported kind, and allowed by the target policy. */
+export function requireTarget(value: string, field: string, policy: TargetPolicy): string {
   if (value === "") throw invalidArgument(field, "is required");
+  let target;
   try {
-    parseTarget(value);
+    target = parseTarget(value);
   } catch (error) {
     if (error instanceof InvalidTargetError) throw invalidArgument(field, error.message);
     throw error;
   }
+  const refusal = policy.refusal(target.kind === "http" ? target.url : new URL(value));
+  if (refusal) throw invalidArgument(field, refusal);
   return value;
 }
 
@@ -64,6 +69,7 @@ interface StepRules {
   /** SAGA steps need a compensation; MSG steps must not have one. */
   compensate: "required" | "forbidden";
   limits: AccordConfig["limits"];
+  targets: TargetPolicy;
 }
 
 /** Validates steps (SAGA or MSG) and turns them into branch rows: one action, plus a compensate for SAGA. */
@@ -80,8 +86,8 @@ export function stepBranches(gid: string, steps: readonly Step[], options: Trans
     seen.set(id, i);
   });
   steps.forEach((step, i) => {
-    requireTarget(step.action, `steps[${i}].action`);
-    if (rules.compensate === "required") requireTarget(step.compensate, `steps[${i}].compensate`);
+    requireTarget(step.action, `steps[${i}].action`, rules.targets);
+    if (rules.compensate === "required") requireTarget(step.compensate, `steps[${i}].compensate`, rules.targets);
     else if (step.compensate) throw invalidArgument(`steps[${i}].compensate`, "is not allowed: MSG branches run until they succeed and are never compensated");
     if (step.payload.byteLength > limits.maxPayloadBytes) {
       throw invalidArgument(`steps[${i}].payload`, `is ${step.payload.byteLength} bytes; at most ${limits.maxPayloadBytes} are allowed`);
@@ -147,9 +153,15 @@ export function newTransactionRecord(fields: {
  * at once (if its coordinator dies, whoever claims it after the lease runs it), and an action and
  * a compensate row per step.
  */
-export function sagaRecords(request: SubmitRequest, gid: string, limits: AccordConfig["limits"], now = Date.now()): TransactionWithBranches {
+export function sagaRecords(
+  request: SubmitRequest,
+  gid: string,
+  limits: AccordConfig["limits"],
+  targets: TargetPolicy,
+  now = Date.now(),
+): TransactionWithBranches {
   validateOptions(request.options);
-  const branches = stepBranches(gid, request.steps, request.options, { compensate: "required", limits }, now);
+  const branches = stepBranches(gid, request.steps, request.options, { compensate: "required", limits, targets }, now);
   const timeoutToFail = request.options?.timeoutToFail;
   const transaction = newTransactionRecord({
     gid,

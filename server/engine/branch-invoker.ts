@@ -4,6 +4,7 @@ import { createHttpInvoker } from "./http-invoker.js";
 import type { BranchOutcome } from "./outcome.js";
 import { Semaphore } from "./semaphore.js";
 import { parseTarget } from "./target.js";
+import type { TargetPolicy } from "../security/target-policy.js";
 
 export interface BranchCall {
   gid: string;
@@ -25,12 +26,22 @@ export interface BranchInvoker {
 export interface BranchInvokerOptions {
   /** Bulkhead: concurrent calls per target host, so one slow service cannot take every slot. */
   maxCallsPerHost: number;
+  /** Checked again before every call, so no request ever goes to a target outside it. */
+  targets?: TargetPolicy;
+  /** For https:// and grpcs://: the CA to verify branches, and the coordinator's client certificate. */
+  tls?: OutboundTls;
+}
+
+export interface OutboundTls {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
 }
 
 /** Calls branch targets over HTTP(S) or gRPC with the accord-* headers and a per-call timeout. */
 export function createBranchInvoker(options: BranchInvokerOptions): BranchInvoker {
-  const http = createHttpInvoker({ maxSocketsPerHost: options.maxCallsPerHost });
-  const grpc = createGrpcInvoker();
+  const http = createHttpInvoker({ maxSocketsPerHost: options.maxCallsPerHost, tls: options.tls });
+  const grpc = createGrpcInvoker(options.tls);
   const hosts = new Map<string, Semaphore>();
   const bulkhead = (hostKey: string) => {
     let semaphore = hosts.get(hostKey);
@@ -47,6 +58,8 @@ export function createBranchInvoker(options: BranchInvokerOptions): BranchInvoke
       } catch (error) {
         return { kind: "error", detail: `invalid target: ${(error as Error).message}` };
       }
+      const refusal = options.targets?.refusal(target.kind === "http" ? target.url : new URL(call.target));
+      if (refusal) return { kind: "error", detail: `target refused: ${refusal}` };
       const headers: Record<string, string> = {
         "accord-gid": call.gid,
         "accord-mode": call.mode,

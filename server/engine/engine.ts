@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { EngineConfig } from "../config.js";
 import type { Store, TransactionWithBranches } from "../store/index.js";
-import { createBranchInvoker, type BranchInvoker } from "./branch-invoker.js";
+import type { BranchInvoker } from "./branch-invoker.js";
 import { runTransaction, type RunResult } from "./transaction-runner.js";
 import { Semaphore } from "./semaphore.js";
 import { TransactionEvents } from "./transaction-events.js";
@@ -36,15 +36,14 @@ export interface EngineOptions {
   store: Store;
   config: EngineConfig;
   logger: Logger;
-  invoker?: BranchInvoker;
+  invoker: BranchInvoker;
 }
 
 /** Fallback polling for changes made by other coordinators while a caller waits. */
 const WAIT_POLL_MS = 500;
 
-export function createEngine({ store, config, logger, invoker: givenInvoker }: EngineOptions): Engine {
+export function createEngine({ store, config, logger, invoker }: EngineOptions): Engine {
   const coordinatorId = config.coordinatorId || `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
-  const invoker = givenInvoker ?? createBranchInvoker({ maxCallsPerHost: config.maxCallsPerHost });
   const events = new TransactionEvents();
   const slots = new Semaphore(config.maxRunningTransactions);
   /** Transactions running here, with whether their lease is still held. */
@@ -161,7 +160,6 @@ export function createEngine({ store, config, logger, invoker: givenInvoker }: E
       await Promise.race([Promise.all(runs), timeout]);
       clearInterval(renewTimer);
       if (running.size > 0) log.warn({ running: running.size }, "runs still in flight at stop; their leases will expire");
-      invoker.close();
     },
   };
 }

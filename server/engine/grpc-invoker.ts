@@ -22,13 +22,13 @@ const ignoreResponse = () => undefined;
  * Unary calls whose request message is the payload bytes as given, so any gRPC service can be a
  * branch without the coordinator knowing its types. One channel (HTTP/2 connection) per authority.
  */
-export function createGrpcInvoker(): GrpcInvoker {
+export function createGrpcInvoker(tlsFiles?: { ca?: Buffer; cert?: Buffer; key?: Buffer }): GrpcInvoker {
   const clients = new Map<string, grpc.Client>();
   const clientFor = (tls: boolean, authority: string) => {
     const key = `${tls ? "s" : "p"}|${authority}`;
     let client = clients.get(key);
     if (!client) {
-      const credentials = tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure();
+      const credentials = tls ? grpc.credentials.createSsl(tlsFiles?.ca ?? null, tlsFiles?.key ?? null, tlsFiles?.cert ?? null) : grpc.credentials.createInsecure();
       client = new grpc.Client(authority, credentials, CHANNEL_OPTIONS);
       clients.set(key, client);
     }

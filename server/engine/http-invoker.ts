@@ -11,9 +11,14 @@ export interface HttpInvoker {
 }
 
 /** POSTs over keep-alive connection pools (one per host, at most `maxSocketsPerHost` sockets). */
-export function createHttpInvoker(options: { maxSocketsPerHost: number }): HttpInvoker {
+export function createHttpInvoker(options: { maxSocketsPerHost: number; tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer } }): HttpInvoker {
   const agentOptions = { keepAlive: true, maxSockets: options.maxSocketsPerHost, maxFreeSockets: options.maxSocketsPerHost };
-  const agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
+  const agents = {
+    http: new http.Agent(agentOptions),
+    // Branch certificates are verified (against the configured CA, else the system's), and the
+    // coordinator presents its own certificate to branches that require mTLS.
+    https: new https.Agent({ ...agentOptions, ca: options.tls?.ca, cert: options.tls?.cert, key: options.tls?.key, minVersion: "TLSv1.2" }),
+  };
 
   return {
     post(url, payload, headers, timeoutMs) {

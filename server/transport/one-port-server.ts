@@ -1,5 +1,6 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import {
+  createSecureServer,
   createServer as createHttp2Server,
   type Http2ServerRequest,
   type Http2ServerResponse,
@@ -19,6 +20,16 @@ export interface OnePortOptions {
   logger: Logger;
   /** A connection that sends nothing for this long is closed (slowloris guard). */
   idleTimeoutMs?: number;
+  /** TLS on the port (ALPN picks HTTP/2 or HTTP/1.1); cleartext when absent. */
+  tls?: TlsOptions;
+}
+
+export interface TlsOptions {
+  cert: Buffer;
+  key: Buffer;
+  /** CA for client certificates. */
+  ca?: Buffer;
+  mtls: "off" | "optional" | "required";
 }
 
 export interface OnePortServer {
@@ -26,6 +37,8 @@ export interface OnePortServer {
   readonly port: number;
   /** Stop accepting, let in-flight calls finish for up to `graceMs`, then close what is left. */
   close(graceMs: number): Promise<void>;
+  /** New certificates for new connections (TLS only); open connections keep theirs. */
+  reloadTls(material: Pick<TlsOptions, "cert" | "key" | "ca">): void;
 }
 
 // Every HTTP/2 connection starts with this preface; no HTTP/1.x method starts with "PRI".
@@ -36,6 +49,70 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * HTTP/2): each new connection's first bytes decide which server gets the socket.
  */
 export function listenOnePort(options: OnePortOptions): Promise<OnePortServer> {
+  return options.tls ? listenTls(options, options.tls) : listenCleartext(options);
+}
+
+/**
+ * TLS on the one port: HTTP/2 and HTTP/1.1 by ALPN, TLS 1.2 minimum (1.3 preferred by
+ * negotiation), client certificates per `mtls`. With "required", a client without a certificate
+ * signed by the CA cannot finish the handshake.
+ */
+function listenTls(options: OnePortOptions, tls: TlsOptions): Promise<OnePortServer> {
+  const { logger } = options;
+  let inFlight = 0;
+  const sessions = new Set<Http2Session>();
+  const sockets = new Set<import("node:net").Socket>();
+  const server = createSecureServer(
+    {
+      cert: tls.cert,
+      key: tls.key,
+      ca: tls.ca,
+      allowHTTP1: true,
+      minVersion: "TLSv1.2",
+      requestCert: tls.mtls !== "off",
+      rejectUnauthorized: tls.mtls === "required",
+    },
+    ((req: Http2ServerRequest, res: Http2ServerResponse) => {
+      inFlight++;
+      res.once("close", () => inFlight--);
+      options.handler(req, res);
+    }) as never,
+  );
+  server.setTimeout(options.idleTimeoutMs ?? 30_000);
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    session.on("error", (error) => logger.debug({ err: error }, "HTTP/2 session error"));
+  });
+  server.on("secureConnection", (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  server.on("tlsClientError", (error) => logger.debug({ err: error }, "TLS handshake refused"));
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      const address = server.address();
+      resolve({
+        host: options.host,
+        port: address && typeof address === "object" ? address.port : options.port,
+        reloadTls: (material) => server.setSecureContext({ cert: material.cert, key: material.key, ca: material.ca }),
+        async close(graceMs) {
+          const closed = new Promise<void>((r) => server.close(() => r()));
+          for (const session of sessions) session.close();
+          const deadline = Date.now() + graceMs;
+          while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+          if (inFlight > 0) logger.warn({ inFlight }, "grace period over; closing remaining calls");
+          for (const socket of sockets) socket.destroy();
+          await closed;
+        },
+      });
+    });
+  });
+}
+
+function listenCleartext(options: OnePortOptions): Promise<OnePortServer> {
   const { logger } = options;
   const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
   let inFlight = 0;
@@ -103,6 +180,9 @@ export function listenOnePort(options: OnePortOptions): Promise<OnePortServer> {
       resolve({
         host: options.host,
         port,
+        reloadTls: () => {
+          throw new Error("this port serves cleartext; there are no certificates to reload");
+        },
         async close(graceMs) {
           const closed = new Promise<void>((r) => net.close(() => r()));
           for (const session of sessions) session.close();

@@ -29,7 +29,8 @@ const backend = sqliteBackend();
 let coordinator: RunningCoordinator;
 
 beforeAll(async () => {
-  coordinator = await startTestCoordinator(await backend.freshUrl(), { limits: { maxMessageBytes: 64 * 1024 } });
+  // Admin calls are open here (by default nobody may make them; test/security checks that).
+  coordinator = await startTestCoordinator(await backend.freshUrl(), { limits: { maxMessageBytes: 64 * 1024 }, security: { adminCallers: "*" } });
 });
 afterAll(async () => {
   await coordinator.stop();

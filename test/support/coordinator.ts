@@ -17,6 +17,7 @@ export function testConfig(store: string, overrides: DeepPartial<AccordConfig> =
     shutdown: { ...base.shutdown, graceMs: 2000, ...overrides.shutdown },
     // Fast retries and polling keep the suites short; tests override per case.
     cluster: { ...base.cluster, ...overrides.cluster },
+    security: { ...base.security, ...overrides.security },
     engine: { ...base.engine, pollIntervalMs: 50, retryInitialMs: 50, retryMaxMs: 400, ongoingIntervalMs: 50, leaseMs: 2000, ...overrides.engine },
   };
 }
