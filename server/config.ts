@@ -22,6 +22,8 @@ export interface AccordConfig {
     maxPayloadBytes: number;
     /** Most branches in one transaction. */
     maxBranches: number;
+    /** A connection idle this long (or this slow to send its request headers) is closed. */
+    idleConnectionMs: number;
   };
   shutdown: {
     /** How long a graceful stop waits for in-flight calls before closing them. */
@@ -112,7 +114,7 @@ export function defaultConfig(): AccordConfig {
     store: "file:./data/accord.db",
     log: { level: "info" },
     mysql: { poolSize: 16 },
-    limits: { maxMessageBytes: 16 * 1024 * 1024, maxPayloadBytes: 1024 * 1024, maxBranches: 1000 },
+    limits: { maxMessageBytes: 16 * 1024 * 1024, maxPayloadBytes: 1024 * 1024, maxBranches: 1000, idleConnectionMs: 30_000 },
     shutdown: { graceMs: 10_000 },
     engine: {
       coordinatorId: "",
@@ -226,6 +228,7 @@ const PARSERS: Record<string, Parser> = {
   "limits.maxMessageBytes": integer(1024, 1024 * 1024 * 1024),
   "limits.maxPayloadBytes": integer(1, 256 * 1024 * 1024),
   "limits.maxBranches": integer(1, 100_000),
+  "limits.idleConnectionMs": integer(100, 3_600_000),
   "shutdown.graceMs": integer(0, 600_000),
   "engine.coordinatorId": anyString,
   "engine.leaseMs": integer(100, 3_600_000),

@@ -76,7 +76,14 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
 
   let server;
   try {
-    server = await listenOnePort({ host: config.host, port: config.port, handler, logger, tls: tls && { ...tls, mtls: security.mtls } });
+    server = await listenOnePort({
+      host: config.host,
+      port: config.port,
+      handler,
+      logger,
+      idleTimeoutMs: config.limits.idleConnectionMs,
+      tls: tls && { ...tls, mtls: security.mtls },
+    });
   } catch (error) {
     await store.close();
     throw error;

@@ -126,7 +126,7 @@ function listenCleartext(options: OnePortOptions): Promise<OnePortServer> {
   };
 
   const http1 = createHttpServer(
-    { headersTimeout: 10_000, requestTimeout: 120_000, keepAliveTimeout: 5_000 },
+    { headersTimeout: Math.min(10_000, idleTimeoutMs), requestTimeout: 120_000, keepAliveTimeout: 5_000 },
     counted as (req: IncomingMessage, res: ServerResponse) => void,
   );
   http1.on("clientError", (error, socket) => {

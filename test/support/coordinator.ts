@@ -1,4 +1,4 @@
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import { defaultConfig, type AccordConfig } from "../../server/config.js";
 import { startCoordinator, type RunningCoordinator } from "../../server/coordinator.js";
 
@@ -22,8 +22,7 @@ export function testConfig(store: string, overrides: DeepPartial<AccordConfig> =
   };
 }
 
-/** An in-process coordinator on a free port; logs go nowhere unless ACCORD_TEST_LOGS is set. */
-export function startTestCoordinator(store: string, overrides: DeepPartial<AccordConfig> = {}): Promise<RunningCoordinator> {
-  const logger = pino({ level: process.env.ACCORD_TEST_LOGS ? "debug" : "silent" });
-  return startCoordinator(testConfig(store, overrides), logger);
+/** An in-process coordinator on a free port; logs go nowhere unless ACCORD_TEST_LOGS is set or a logger is given. */
+export function startTestCoordinator(store: string, overrides: DeepPartial<AccordConfig> = {}, logger?: Logger): Promise<RunningCoordinator> {
+  return startCoordinator(testConfig(store, overrides), logger ?? pino({ level: process.env.ACCORD_TEST_LOGS ? "debug" : "silent" }));
 }
