@@ -22,7 +22,10 @@ export interface AccordConfig {
     maxPayloadBytes: number;
     /** Most branches in one transaction. */
     maxBranches: number;
-    /** A connection idle this long (or this slow to send its request headers) is closed. */
+    /**
+     * A connection that sends nothing for this long is closed (and an HTTP/1.1 one silent this
+     * long, e.g. a slowloris stuck in its headers). Keep it above engine.maxWaitMs.
+     */
     idleConnectionMs: number;
   };
   shutdown: {
@@ -114,7 +117,7 @@ export function defaultConfig(): AccordConfig {
     store: "file:./data/accord.db",
     log: { level: "info" },
     mysql: { poolSize: 16 },
-    limits: { maxMessageBytes: 16 * 1024 * 1024, maxPayloadBytes: 1024 * 1024, maxBranches: 1000, idleConnectionMs: 30_000 },
+    limits: { maxMessageBytes: 16 * 1024 * 1024, maxPayloadBytes: 1024 * 1024, maxBranches: 1000, idleConnectionMs: 60_000 },
     shutdown: { graceMs: 10_000 },
     engine: {
       coordinatorId: "",

@@ -20,6 +20,9 @@ export function parseTarget(raw: string): BranchTarget {
   } catch {
     throw new InvalidTargetError("is not a URL (expected http(s)://host:port/path or grpc(s)://host:port/pkg.Service/Method)");
   }
+  if (!["http:", "https:", "grpc:", "grpcs:"].includes(url.protocol)) {
+    throw new InvalidTargetError(`has unsupported scheme "${url.protocol.replace(/:$/, "")}" (use http, https, grpc or grpcs)`);
+  }
   if (url.username || url.password) throw new InvalidTargetError("must not carry credentials");
   if (!url.hostname) throw new InvalidTargetError("has no host");
   const hostKey = `${url.protocol}//${url.host}`;

@@ -78,7 +78,7 @@ function listenTls(options: OnePortOptions, tls: TlsOptions): Promise<OnePortSer
       options.handler(req, res);
     }) as never,
   );
-  server.setTimeout(options.idleTimeoutMs ?? 30_000);
+  server.setTimeout(0);
   server.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
@@ -87,6 +87,8 @@ function listenTls(options: OnePortOptions, tls: TlsOptions): Promise<OnePortSer
   server.on("secureConnection", (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+    // As in cleartext: HTTP/1.1 connections silent this long are cut off; HTTP/2 ones are not.
+    if (socket.alpnProtocol !== "h2") socket.setTimeout(options.idleTimeoutMs ?? 60_000, () => socket.destroy());
   });
   server.on("tlsClientError", (error) => logger.debug({ err: error }, "TLS handshake refused"));
   return new Promise((resolve, reject) => {
@@ -98,15 +100,7 @@ function listenTls(options: OnePortOptions, tls: TlsOptions): Promise<OnePortSer
         host: options.host,
         port: address && typeof address === "object" ? address.port : options.port,
         reloadTls: (material) => server.setSecureContext({ cert: material.cert, key: material.key, ca: material.ca }),
-        async close(graceMs) {
-          const closed = new Promise<void>((r) => server.close(() => r()));
-          for (const session of sessions) session.close();
-          const deadline = Date.now() + graceMs;
-          while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-          if (inFlight > 0) logger.warn({ inFlight }, "grace period over; closing remaining calls");
-          for (const socket of sockets) socket.destroy();
-          await closed;
-        },
+        close: (graceMs) => drainAndClose({ server, sessions, sockets, inFlight: () => inFlight, graceMs, logger }),
       });
     });
   });
@@ -114,7 +108,7 @@ function listenTls(options: OnePortOptions, tls: TlsOptions): Promise<OnePortSer
 
 function listenCleartext(options: OnePortOptions): Promise<OnePortServer> {
   const { logger } = options;
-  const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
   let inFlight = 0;
   const sockets = new Set<Socket>();
   const sessions = new Set<Http2Session>();
@@ -126,9 +120,17 @@ function listenCleartext(options: OnePortOptions): Promise<OnePortServer> {
   };
 
   const http1 = createHttpServer(
-    { headersTimeout: Math.min(10_000, idleTimeoutMs), requestTimeout: 120_000, keepAliveTimeout: 5_000 },
+    {
+      headersTimeout: Math.min(10_000, idleTimeoutMs),
+      requestTimeout: 120_000,
+      keepAliveTimeout: 5_000,
+      connectionsCheckingInterval: Math.min(1000, idleTimeoutMs / 2),
+    },
     counted as (req: IncomingMessage, res: ServerResponse) => void,
   );
+  // This server never listens itself (it is handed sockets), so start the periodic check that
+  // enforces headersTimeout and requestTimeout (the slowloris guard) as listening would.
+  http1.emit("listening");
   http1.on("clientError", (error, socket) => {
     logger.debug({ err: error }, "rejected malformed HTTP/1.1 request");
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
@@ -155,15 +157,17 @@ function listenCleartext(options: OnePortOptions): Promise<OnePortServer> {
       const isH2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
       if (isH2 && seen.length < H2_PREFACE.length) return; // too short to tell yet
       socket.off("data", onData);
-      // The protocol servers manage their own timeouts from here on.
-      socket.setTimeout(0);
       // Put the sniffed bytes back; both servers read what is buffered before the native handle.
       // HTTP/2 must not be resumed here or the buffered preface would flow past its session.
       socket.pause();
       socket.unshift(seen);
       if (isH2) {
+        // HTTP/2 manages its own streams and pings; long Watch streams may be silent.
+        socket.setTimeout(0);
         http2.emit("connection", socket);
       } else {
+        // HTTP/1.1 keeps the inactivity timeout: a client that stops sending mid-request
+        // (slowloris) or idles is cut off, whatever the HTTP server's own timers do.
         http1.emit("connection", socket);
         socket.resume();
       }
@@ -183,17 +187,32 @@ function listenCleartext(options: OnePortOptions): Promise<OnePortServer> {
         reloadTls: () => {
           throw new Error("this port serves cleartext; there are no certificates to reload");
         },
-        async close(graceMs) {
-          const closed = new Promise<void>((r) => net.close(() => r()));
-          for (const session of sessions) session.close();
+        close: (graceMs) => {
           http1.closeIdleConnections();
-          const deadline = Date.now() + graceMs;
-          while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-          if (inFlight > 0) logger.warn({ inFlight }, "grace period over; closing remaining calls");
-          for (const socket of sockets) socket.destroy();
-          await closed;
+          return drainAndClose({ server: net, sessions, sockets, inFlight: () => inFlight, graceMs, logger });
         },
       });
     });
   });
+}
+
+/**
+ * Graceful stop: no new connections, GOAWAY to HTTP/2 sessions, wait for in-flight calls up to
+ * the grace period, then close whatever is left.
+ */
+async function drainAndClose(state: {
+  server: { close(callback: () => void): unknown };
+  sessions: Set<Http2Session>;
+  sockets: Set<{ destroy(): void }>;
+  inFlight: () => number;
+  graceMs: number;
+  logger: Logger;
+}): Promise<void> {
+  const closed = new Promise<void>((r) => state.server.close(() => r()));
+  for (const session of state.sessions) session.close();
+  const deadline = Date.now() + state.graceMs;
+  while (state.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  if (state.inFlight() > 0) state.logger.warn({ inFlight: state.inFlight() }, "grace period over; closing remaining calls");
+  for (const socket of state.sockets) socket.destroy();
+  await closed;
 }
