@@ -12,6 +12,7 @@ import { startCoordinatorProcess } from "../test/support/coordinator-process.js"
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { CoordinatorService } from "../gen/accord/v1/coordinator_pb.js";
+import { createAccordClient } from "../client/index.js";
 import { startMariadb } from "../test/support/mariadb.js";
 import { measureCeiling } from "./ceiling.js";
 import { measureInvokerOverhead } from "./invoker-overhead.js";
@@ -20,7 +21,7 @@ import { delta, readCounters } from "./mariadb-counters.js";
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
-const scenarios = (args.get("scenarios") ?? "ceiling,saga-mariadb,saga-sqlite,invoker,memory").split(",");
+const scenarios = (args.get("scenarios") ?? "ceiling,saga-mariadb,saga-sqlite,tcc-mariadb,msg-mariadb,invoker,memory").split(",");
 const clientCounts = (args.get("clients") ?? "10,64,256").split(",").map(Number);
 const seconds = Number(args.get("seconds") ?? 8);
 const inFlightTarget = Number(args.get("in-flight") ?? 10_000);
@@ -96,6 +97,42 @@ async function sagaScenario(name: string, storeUrl: () => string, clients: numbe
   }
 }
 
+/** TCC and MSG through the SDK: Begin, register/try (TCC), Submit with wait; 2 branches each. */
+async function twoPhaseScenario(name: "tcc-mariadb" | "msg-mariadb", clients: number, ceiling?: LoadResult) {
+  const coordinator = await startCoordinatorProcess(freshMysql(), ["--engine-lease-ms", "10000", "--engine-poll-interval-ms", "500"], nodeArgs);
+  const accord = createAccordClient({ address: coordinator.url, protocol: "connect", timeoutMs: 30_000 });
+  try {
+    const ok = (path: string) => `${branch.url}/ok-${path}`;
+    const op =
+      name === "tcc-mariadb"
+        ? () =>
+            accord.tcc(async (t) => {
+              await t.branch({ try: ok("try"), confirm: ok("confirm"), cancel: ok("cancel"), payload: { amount: 1 } });
+              await t.branch({ try: ok("try"), confirm: ok("confirm"), cancel: ok("cancel"), payload: { amount: 1 } });
+            }, { wait: true })
+        : () => accord.msg({ queryPrepared: ok("query") }).step({ action: ok("a") }).step({ action: ok("b") }).run(async () => {}, { wait: true });
+    const before = await readCounters(admin);
+    let started = 0;
+    const result = await runLoad(clients, durationMs, async () => {
+      started++;
+      const tx = await op();
+      if (tx.status !== 4) throw new Error(`${name} ended ${tx.status}`);
+    }, { warmupMs: 2000 });
+    const counters = delta(before, await readCounters(admin));
+    report({
+      scenario: name,
+      ...result,
+      ratioToCeiling: ceiling ? round(result.perSecond / ceiling.perSecond) : undefined,
+      comCommitsPerTransaction: round(counters.Com_commit! / started),
+      fsyncsPerTransaction: round(counters.Innodb_data_fsyncs! / started),
+      coordinatorRssMB: rssMB(coordinator.child.pid!),
+    });
+  } finally {
+    coordinator.child.kill("SIGTERM");
+    await coordinator.exited;
+  }
+}
+
 async function memoryScenario() {
   const coordinator = await startCoordinatorProcess(freshMysql(), ["--engine-lease-ms", "10000", "--engine-poll-interval-ms", "500", "--engine-max-running-transactions", String(inFlightTarget)]);
   try {
@@ -116,7 +153,7 @@ async function memoryScenario() {
 
 try {
   const ceilings = new Map<number, LoadResult>();
-  if (scenarios.includes("ceiling") || scenarios.includes("saga-mariadb")) {
+  if (scenarios.some((s) => s === "ceiling" || s.endsWith("-mariadb"))) {
     for (const clients of clientCounts) {
       const db = freshMysql();
       await admin.query(`CREATE DATABASE IF NOT EXISTS \`${new URL(db).pathname.slice(1)}\``);
@@ -127,6 +164,10 @@ try {
   }
   if (scenarios.includes("saga-mariadb")) for (const c of clientCounts) await sagaScenario("saga-mariadb", freshMysql, c, ceilings.get(c));
   if (scenarios.includes("saga-sqlite")) for (const c of clientCounts) await sagaScenario("saga-sqlite", freshSqlite, c);
+  // One client count for the two-phase modes: they make 4-5 calls per transaction from the SDK.
+  const twoPhaseClients = clientCounts.includes(64) ? 64 : clientCounts[0]!;
+  if (scenarios.includes("tcc-mariadb")) await twoPhaseScenario("tcc-mariadb", twoPhaseClients, ceilings.get(twoPhaseClients));
+  if (scenarios.includes("msg-mariadb")) await twoPhaseScenario("msg-mariadb", twoPhaseClients, ceilings.get(twoPhaseClients));
   if (scenarios.includes("invoker")) report({ scenario: "invoker", ...(await measureInvokerOverhead(branch.url, 64, durationMs)) });
   if (scenarios.includes("memory")) await memoryScenario();
 } finally {
@@ -143,7 +184,11 @@ writeFileSync(file, JSON.stringify({ machine, seconds, rows }, null, 2));
 console.log(`\nwritten ${file}`);
 
 function printTable() {
-  const columns = ["scenario", "clients", "perSecond", "ratioToCeiling", "p50Ms", "p95Ms", "p99Ms", "handlerCommitsPerSaga", "fsyncsPerSaga", "errors", "coordinatorRssMB", "rssMB", "ratio"];
+  const columns = [
+    "scenario", "clients", "perSecond", "ratioToCeiling", "p50Ms", "p95Ms", "p99Ms",
+    "comCommitsPerSaga", "fsyncsPerSaga", "handlerCommitsPerSaga", "comCommitsPerTransaction", "fsyncsPerTransaction",
+    "errors", "coordinatorRssMB", "rssMB", "ratio",
+  ];
   const present = columns.filter((c) => rows.some((r) => r[c] !== undefined));
   console.log(`\nmachine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}, MariaDB ${machine.mariadb}`);
   console.log(present.join("\t"));
