@@ -41,7 +41,7 @@ export function createSubmitHandler(deps: CommandDependencies, requestIds: Reque
       return replyWithState(deps, gid, request.wait, context);
     }
     if (reserved) engine.runReserved(gid, created);
-    return replyWithState(deps, gid, request.wait, context, request.wait ? created : undefined);
+    return replyWithState(deps, gid, request.wait, context, created);
   };
 
   const submitPrepared = async (request: SubmitRequest, gid: string, context: HandlerContext) => {

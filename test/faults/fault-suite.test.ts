@@ -8,7 +8,7 @@ import { transfers } from "../../examples/bank/transfers.js";
 import { startCoordinatorProcess } from "../support/coordinator-process.js";
 import { startEtcd, type ThrowawayEtcd } from "../support/etcd.js";
 import { startMariadb, type ThrowawayMariadb } from "../support/mariadb.js";
-import { waitUntil } from "../support/wait-until.js";
+import { countFinal, expectBooksBalance, waitForAllFinal } from "../support/bank-books.js";
 
 // 3 coordinators on one MariaDB, found through etcd, under a steady bounded load of SAGA and TCC
 // transfers, while coordinators are killed with SIGKILL and restarted, MariaDB is stopped and
@@ -126,38 +126,19 @@ it("keeps every accepted transaction and conserves money through crashes and out
   await Promise.all([chaos(), ...Array.from({ length: WORKERS }, (_, w) => worker(w))]);
 
   // Every accepted transaction reaches a final state.
-  const open = async () =>
-    (await accord.list({ statuses: [TransactionStatus.PREPARED, TransactionStatus.SUBMITTED, TransactionStatus.ABORTING], pageSize: 500 })).transactions;
-  await waitUntil(async () => (await open()).length === 0, "every transaction to finish", 90_000, 500);
+  await waitForAllFinal(accord, 90_000);
   for (const gid of figures.gids) {
     const tx = await accord.get(gid);
     expect([TransactionStatus.SUCCEEDED, TransactionStatus.FAILED]).toContain(tx.status);
   }
 
-  const a = await ledgerA.balances();
-  const b = await ledgerB.balances();
-  const sum = (l: typeof a) => Object.values(l).reduce((s, r) => s + r.balance + r.frozen, 0);
-  expect(sum(a) + sum(b)).toBe(20_000);
-  for (const row of [...Object.values(a), ...Object.values(b)]) {
-    expect(row.balance).toBeGreaterThanOrEqual(0);
-    expect(row.frozen).toBe(0);
-  }
-  const count = async (status: TransactionStatus) => {
-    let total = 0;
-    let pageToken = "";
-    do {
-      const page = await accord.list({ statuses: [status], pageSize: 500, pageToken });
-      total += page.transactions.length;
-      pageToken = page.nextPageToken;
-    } while (pageToken);
-    return total;
-  };
-  const succeeded = await count(TransactionStatus.SUCCEEDED);
-  const failed = await count(TransactionStatus.FAILED);
+  const [totalA, totalB] = await expectBooksBalance([ledgerA, ledgerB], 20_000);
+  const succeeded = await countFinal(accord, TransactionStatus.SUCCEEDED);
+  const failed = await countFinal(accord, TransactionStatus.FAILED);
   console.log(
     `fault suite: ${started} transfers started, ${figures.submitted} answered, ${succeeded} succeeded, ${failed} failed, ` +
       `${figures.clientErrors} client errors, ${figures.killed} coordinators killed and restarted, ` +
-      `1 database outage, bank B 5xx and hanging for a while; money moved ${10_000 - sum(a)}, total ${sum(a) + sum(b)}`,
+      `1 database outage, bank B 5xx and hanging for a while; money moved ${10_000 - totalA!}, total ${totalA! + totalB!}`,
   );
   expect(succeeded).toBeGreaterThan(100);
   expect(failed).toBeGreaterThan(0);

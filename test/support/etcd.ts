@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { terminate } from "./child-process.js";
 import { freePort } from "./free-port.js";
 import { waitUntil } from "./wait-until.js";
 
@@ -47,10 +48,7 @@ export async function startEtcd(): Promise<ThrowawayEtcd> {
   const halt = async () => {
     const proc = child;
     child = undefined;
-    if (!proc || proc.exitCode !== null) return;
-    const exited = new Promise((r) => proc.once("exit", r));
-    proc.kill("SIGTERM");
-    await exited;
+    await terminate(proc);
   };
 
   await launch();

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import mysql from "mysql2/promise";
+import { terminate } from "./child-process.js";
 import { freePort } from "./free-port.js";
 import { waitUntil } from "./wait-until.js";
 
@@ -69,10 +70,7 @@ export async function startMariadb(): Promise<ThrowawayMariadb> {
   const halt = async () => {
     const proc = child;
     child = undefined;
-    if (!proc || proc.exitCode !== null) return;
-    const exited = new Promise((r) => proc.once("exit", r));
-    proc.kill("SIGTERM");
-    await exited;
+    await terminate(proc);
   };
 
   await launch();
