@@ -1,6 +1,6 @@
 // `npm run bench [-- --scenarios ceiling,saga-mariadb,saga-sqlite,invoker,memory --clients 10,64,256 --seconds 8]`
 // Starts its own MariaDB, branch services and coordinators; prints a table and writes JSON.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -28,7 +28,9 @@ const inFlightTarget = Number(args.get("in-flight") ?? 10_000);
 const durationMs = seconds * 1000;
 /** `--profile DIR`: the coordinators write V8 CPU profiles there (open in Chrome DevTools). */
 const profileDir = args.get("profile");
-const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+/** The coordinators run the build, as in production (`npm run build` first). */
+const coordinatorProcess = { compiled: true, nodeArgs: profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [] };
+execFileSync("npm", ["run", "--silent", "build"], { stdio: "inherit" });
 
 const rows: Record<string, unknown>[] = [];
 const report = (row: Record<string, unknown>) => {
@@ -59,7 +61,7 @@ const sagaSteps = [
 ];
 
 async function sagaScenario(name: string, storeUrl: () => string, clients: number, ceiling?: LoadResult) {
-  const coordinator = await startCoordinatorProcess(storeUrl(), ["--engine-lease-ms", "10000", "--engine-poll-interval-ms", "500"], nodeArgs);
+  const coordinator = await startCoordinatorProcess(storeUrl(), ["--engine-lease-ms", "10000", "--engine-poll-interval-ms", "500"], coordinatorProcess);
   try {
     // Connect over HTTP/2: of connect-node's clients, the one that costs the load generator least.
     const client = createClient(CoordinatorService, createConnectTransport({ baseUrl: coordinator.url, httpVersion: "2" }));
@@ -99,7 +101,7 @@ async function sagaScenario(name: string, storeUrl: () => string, clients: numbe
 
 /** TCC and MSG through the SDK: Begin, register/try (TCC), Submit with wait; 2 branches each. */
 async function twoPhaseScenario(name: "tcc-mariadb" | "msg-mariadb", clients: number, ceiling?: LoadResult) {
-  const coordinator = await startCoordinatorProcess(freshMysql(), ["--engine-lease-ms", "10000", "--engine-poll-interval-ms", "500"], nodeArgs);
+  const coordinator = await startCoordinatorProcess(freshMysql(), ["--engine-lease-ms", "10000", "--engine-poll-interval-ms", "500"], coordinatorProcess);
   const accord = createAccordClient({ address: coordinator.url, protocol: "connect", timeoutMs: 30_000 });
   try {
     const ok = (path: string) => `${branch.url}/ok-${path}`;
@@ -134,7 +136,11 @@ async function twoPhaseScenario(name: "tcc-mariadb" | "msg-mariadb", clients: nu
 }
 
 async function memoryScenario() {
-  const coordinator = await startCoordinatorProcess(freshMysql(), ["--engine-lease-ms", "10000", "--engine-poll-interval-ms", "500", "--engine-max-running-transactions", String(inFlightTarget)]);
+  const coordinator = await startCoordinatorProcess(
+    freshMysql(),
+    ["--engine-lease-ms", "10000", "--engine-poll-interval-ms", "500", "--engine-max-running-transactions", String(inFlightTarget)],
+    coordinatorProcess,
+  );
   try {
     const steps = [create(StepSchema, { action: `${branch.url}/ongoing-a`, compensate: `${branch.url}/ok-undo` })];
     let seq = 0;

@@ -30,9 +30,11 @@ for (const backend of backends()) {
     let client: Client<typeof CoordinatorService>;
     const svc = new TestBranchService();
 
+    let coordinatorStoreUrl = "";
     beforeAll(async () => {
       await svc.listenHttp();
-      coordinator = await startTestCoordinator(await backend.freshUrl());
+      coordinatorStoreUrl = await backend.freshUrl();
+      coordinator = await startTestCoordinator(coordinatorStoreUrl);
       client = createClient(CoordinatorService, createGrpcTransport({ baseUrl: coordinator.url }));
     });
     afterAll(async () => {
@@ -223,6 +225,25 @@ for (const backend of backends()) {
       });
     });
 
+    describe("request_id across a restart", () => {
+      it("is remembered by the store, so a retry after a restart has no second effect", async () => {
+        const url = await backend.freshUrl();
+        const gid = uniqueGid("rid-restart");
+        const request = { gid, mode: Mode.SAGA, requestId: `r-${gid}`, wait: true, steps: [{ action: svc.httpUrl("/rr-a"), compensate: svc.httpUrl("/rr-u") }] };
+        const first = await startTestCoordinator(url);
+        await createClient(CoordinatorService, createGrpcTransport({ baseUrl: first.url })).submit(request);
+        await first.stop();
+        const second = await startTestCoordinator(url);
+        try {
+          const replay = await createClient(CoordinatorService, createGrpcTransport({ baseUrl: second.url })).submit(request);
+          expect(replay.transaction?.status).toBe(TransactionStatus.SUCCEEDED);
+          expect(svc.callsTo("/rr-a", gid)).toHaveLength(1);
+        } finally {
+          await second.stop();
+        }
+      });
+    });
+
     describe("WatchTransaction", () => {
       it("sends the current state, then every transition in order, and ends", async () => {
         const gid = uniqueGid("watch");
@@ -240,6 +261,26 @@ for (const backend of backends()) {
         const statuses = seen.map((t) => t.status).filter((s, i, all) => s !== all[i - 1]);
         expect(statuses).toEqual([TransactionStatus.SUBMITTED, TransactionStatus.ABORTING, TransactionStatus.FAILED]);
         expect(seen.at(-1)?.failedBranchId).toBe("02");
+      });
+
+      // Several coordinators share a MySQL database; SQLite is one coordinator per file.
+      it.runIf(backend.name === "mysql")("follows a transaction run by another coordinator on the same database", async () => {
+        const other = await startTestCoordinator(coordinatorStoreUrl);
+        try {
+          const gid = uniqueGid("watch-other");
+          svc.on("/watch-other", () => ({ status: 200, delayMs: 200 }));
+          await createClient(CoordinatorService, createGrpcTransport({ baseUrl: other.url })).submit({
+            gid,
+            mode: Mode.SAGA,
+            steps: [{ action: svc.httpUrl("/watch-other"), compensate: svc.httpUrl("/watch-other-undo") }],
+          });
+          const statuses: TransactionStatus[] = [];
+          for await (const update of client.watchTransaction({ gid }, { timeoutMs: 10_000 })) statuses.push(update.transaction!.status);
+          expect(statuses.at(0)).toBe(TransactionStatus.SUBMITTED);
+          expect(statuses.at(-1)).toBe(TransactionStatus.SUCCEEDED);
+        } finally {
+          await other.stop();
+        }
       });
 
       it("answers NOT_FOUND for an unknown gid", async () => {

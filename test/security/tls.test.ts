@@ -5,13 +5,13 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { connect as tlsConnect, type PeerCertificate, type TLSSocket } from "node:tls";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAccordClient, TransactionStatus } from "../../client/index.js";
 import { AdminService } from "../../gen/accord/v1/admin_pb.js";
-import { GetTransactionRequestSchema, GetTransactionResponseSchema } from "../../gen/accord/v1/coordinator_pb.js";
+import { CoordinatorService, GetTransactionRequestSchema, GetTransactionResponseSchema } from "../../gen/accord/v1/coordinator_pb.js";
 import type { RunningCoordinator } from "../../server/coordinator.js";
 import { TestPki, type CertFiles } from "../support/certificates.js";
 import { startTestCoordinator } from "../support/coordinator.js";
@@ -121,6 +121,21 @@ describe("TLS and mTLS on the one port", () => {
       createClient(AdminService, createGrpcTransport({ baseUrl: `https://${address()}`, nodeOptions: { ca: ca.cert, cert: creds.cert, key: creds.key } }));
     await expect(admin(app).getConfig({})).rejects.toSatisfy((e) => e instanceof ConnectError && e.code === Code.PermissionDenied);
     await expect(admin(ops).getConfig({})).rejects.toSatisfy((e) => e instanceof ConnectError && e.code === Code.Unimplemented);
+  });
+
+  it("serves gRPC-Web and Connect (HTTP/1.1 and HTTP/2) on the same TLS port", async () => {
+    const nodeOptions = { ca: ca.cert, cert: app.cert, key: app.key };
+    const baseUrl = `https://${address()}`;
+    const transports = [
+      createGrpcWebTransport({ baseUrl, httpVersion: "1.1", nodeOptions }),
+      createConnectTransport({ baseUrl, httpVersion: "1.1", nodeOptions }),
+      createConnectTransport({ baseUrl, httpVersion: "2", nodeOptions }),
+    ];
+    for (const transport of transports) {
+      await expect(createClient(CoordinatorService, transport).getTransaction({ gid: "tenant-a-none" })).rejects.toSatisfy(
+        (e) => e instanceof ConnectError && e.code === Code.NotFound,
+      );
+    }
   });
 
   it("lets the SDK call over mTLS, and a tenant list only its own namespace", async () => {

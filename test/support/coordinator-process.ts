@@ -12,8 +12,16 @@ export interface CoordinatorProcess {
   output(): { stdout: string; stderr: string };
 }
 
-export function spawnCoordinator(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): CoordinatorProcess {
-  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "server/main.ts", ...args], {
+export interface SpawnOptions {
+  /** Extra node flags (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+  /** Run the build (dist/, `npm run build`) instead of the sources through tsx, as production does. */
+  compiled?: boolean;
+}
+
+export function spawnCoordinator(args: string[], env: Record<string, string> = {}, options: SpawnOptions = {}): CoordinatorProcess {
+  const entry = options.compiled ? ["dist/server/main.js"] : ["--import", "tsx", "server/main.ts"];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...entry, ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -26,7 +34,7 @@ export function spawnCoordinator(args: string[], env: Record<string, string> = {
 }
 
 /** Spawns a coordinator on a free port with fast engine settings and waits until it serves. */
-export async function startCoordinatorProcess(store: string, extraArgs: string[] = [], nodeArgs: string[] = []) {
+export async function startCoordinatorProcess(store: string, extraArgs: string[] = [], options: SpawnOptions = {}) {
   const port = await freePort();
   const proc = spawnCoordinator([
     "--port", String(port),
@@ -37,7 +45,7 @@ export async function startCoordinatorProcess(store: string, extraArgs: string[]
     "--engine-retry-initial-ms", "50",
     "--engine-retry-max-ms", "500",
     ...extraArgs,
-  ], {}, nodeArgs);
+  ], {}, options);
   const url = `http://127.0.0.1:${port}`;
   const client = createClient(CoordinatorService, createGrpcTransport({ baseUrl: url }));
   await waitUntil(async () => {
