@@ -18,7 +18,7 @@ export interface CommandDependencies {
 }
 
 /** How long a wait may last: the caller's deadline less a margin to answer in time. */
-export function waitBudgetMs(context: HandlerContext, maxWaitMs: number): number {
+function waitBudgetMs(context: HandlerContext, maxWaitMs: number): number {
   const left = context.timeoutMs();
   if (left === undefined) return maxWaitMs;
   return Math.max(0, Math.min(maxWaitMs, left - Math.min(200, left * 0.1)));

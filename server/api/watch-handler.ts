@@ -1,7 +1,7 @@
 import type { HandlerContext } from "@connectrpc/connect";
 import type { WatchTransactionRequest } from "../../gen/accord/v1/coordinator_pb.js";
 import type { Engine } from "../engine/engine.js";
-import type { Store, TransactionWithBranches } from "../store/index.js";
+import { isFinal, type Store, type TransactionWithBranches } from "../store/index.js";
 import { loadTransaction } from "./command-context.js";
 import { toTransaction } from "./transaction-mapper.js";
 import { requireGid } from "./validation.js";
@@ -30,8 +30,7 @@ export function createWatchHandler(store: Store, engine: Engine) {
         last = print;
         yield { transaction: toTransaction(current.transaction, current.branches) };
       }
-      const status = current.transaction.status;
-      if (status === "succeeded" || status === "failed") {
+      if (isFinal(current.transaction.status)) {
         subscription.cancel();
         return;
       }

@@ -21,7 +21,7 @@ export interface RegistrationInfo {
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 10_000;
 
-export function etcdClient(config: ClusterConfig): Etcd3 {
+function etcdClient(config: ClusterConfig): Etcd3 {
   const read = (path: string) => (path ? readFileSync(path) : undefined);
   const ca = read(config.etcdCaFile);
   return new Etcd3({

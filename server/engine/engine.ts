@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { EngineConfig } from "../config.js";
-import type { Store, TransactionWithBranches } from "../store/index.js";
+import { isFinal, type Store, type TransactionWithBranches } from "../store/index.js";
 import type { BranchInvoker } from "./branch-invoker.js";
 import { runTransaction, type RunResult } from "./transaction-runner.js";
 import { Semaphore } from "./semaphore.js";
@@ -132,8 +132,7 @@ export function createEngine({ store, config, logger, invoker }: EngineOptions):
         // Subscribe before reading, so a change between the read and the wait is not missed.
         const subscription = events.subscribe(gid, Math.max(0, Math.min(deadline - Date.now(), WAIT_POLL_MS)), signal);
         if (!fresh) current = await store.getTransaction(gid);
-        const status = current?.transaction.status;
-        if (!current || status === "succeeded" || status === "failed" || Date.now() >= deadline || signal?.aborted) {
+        if (!current || isFinal(current.transaction.status) || Date.now() >= deadline || signal?.aborted) {
           subscription.cancel();
           return current;
         }

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { EngineConfig } from "../config.js";
-import type { BranchRecord, Store, TransactionChanges, TransactionRecord, TransactionStatus, TransactionWithBranches, WriteOp } from "../store/index.js";
+import { isFinal, type BranchRecord, type Store, type TransactionChanges, type TransactionRecord, type TransactionStatus, type TransactionWithBranches, type WriteOp } from "../store/index.js";
 import type { BranchInvoker } from "./branch-invoker.js";
 import { driverFor } from "./mode-drivers.js";
 import { backoffMs, effectivePolicy } from "./policy.js";
@@ -38,7 +38,7 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
   if (!loaded) return FINISHED;
   const tx: TransactionRecord = { ...loaded.transaction };
   const branches = loaded.branches.map((b) => ({ ...b }));
-  if (tx.status === "succeeded" || tx.status === "failed") return FINISHED;
+  if (isFinal(tx.status)) return FINISHED;
   if (tx.owner !== ctx.coordinatorId) return YIELDED;
 
   const log = ctx.logger.child({ gid, mode: tx.mode });

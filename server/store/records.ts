@@ -6,7 +6,8 @@ export type Mode = (typeof MODES)[number];
 export const TRANSACTION_STATUSES = ["prepared", "submitted", "aborting", "succeeded", "failed"] as const;
 export type TransactionStatus = (typeof TRANSACTION_STATUSES)[number];
 
-export const FINAL_STATUSES: readonly TransactionStatus[] = ["succeeded", "failed"];
+/** SUCCEEDED and FAILED: nothing more happens to the transaction. */
+export const isFinal = (status: TransactionStatus | undefined): boolean => status === "succeeded" || status === "failed";
 
 export const BRANCH_OPS = ["action", "compensate", "try", "confirm", "cancel", "commit", "rollback"] as const;
 export type BranchOp = (typeof BRANCH_OPS)[number];
