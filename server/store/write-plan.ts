@@ -14,11 +14,16 @@ export interface WritePlan {
   newRequests: RequestRecord[];
   ordered: { op: OrderedOp; unit: number; index: number }[];
   outcomes: WriteOutcome[][];
+  /**
+   * Creates whose gid was already stored: their outcome is `{ created: false }` and the backend
+   * fills in `existing` (the stored row) before answering.
+   */
+  stored: { unit: number; index: number; gid: string }[];
 }
 
-/** What the backend read before planning. */
+/** What the backend read before planning: the status of stored gids, and known requests. */
 export interface StoredKeys {
-  transactions: ReadonlyMap<string, TransactionRecord>;
+  statuses: ReadonlyMap<string, TransactionRecord["status"]>;
   requests: ReadonlyMap<string, RequestRecord>;
 }
 
@@ -39,6 +44,7 @@ export function planWrites(units: readonly WriteOp[][], stored: StoredKeys): Wri
     newRequests: [],
     ordered: [],
     outcomes: units.map((ops) => ops.map(() => false)),
+    stored: [],
   };
   const txInBatch = new Map<string, TransactionRecord>();
   const requestsInBatch = new Map<string, RequestRecord>();
@@ -47,9 +53,13 @@ export function planWrites(units: readonly WriteOp[][], stored: StoredKeys): Wri
       switch (op.kind) {
         case "create": {
           const gid = op.transaction.gid;
-          const found = stored.transactions.get(gid) ?? txInBatch.get(gid);
-          if (found) {
-            plan.outcomes[unit]![index] = { created: false, existing: found } satisfies CreateResult;
+          if (stored.statuses.has(gid)) {
+            plan.stored.push({ unit, index, gid });
+            return;
+          }
+          const inBatch = txInBatch.get(gid);
+          if (inBatch) {
+            plan.outcomes[unit]![index] = { created: false, existing: inBatch } satisfies CreateResult;
             return;
           }
           txInBatch.set(gid, op.transaction);
@@ -76,4 +86,15 @@ export function planWrites(units: readonly WriteOp[][], stored: StoredKeys): Wri
     }),
   );
   return plan;
+}
+
+/** Fills in the stored rows of creates that found their gid taken. */
+export async function resolveStored(plan: WritePlan, read: (gid: string) => Promise<TransactionRecord | undefined>): Promise<WriteOutcome[][]> {
+  for (const { unit, index, gid } of plan.stored) {
+    const existing = await read(gid);
+    // Deleted in between (retention): report it as existing anyway, the caller retries or not.
+    if (!existing) throw new Error(`transaction ${gid} vanished while being created again`);
+    plan.outcomes[unit]![index] = { created: false, existing } satisfies CreateResult;
+  }
+  return plan.outcomes;
 }

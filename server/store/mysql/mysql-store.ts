@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { and, asc, eq, inArray, isNull, lt, lte, or } from "drizzle-orm";
 import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
 import { migrate } from "drizzle-orm/mysql2/migrator";
-import mysql from "mysql2/promise";
+import mysql, { type ResultSetHeader, type RowDataPacket } from "mysql2/promise";
 import { chunks } from "../chunks.js";
 import type {
   ListPage,
@@ -21,14 +21,15 @@ import {
   toListPage,
   toTransactionRecord,
 } from "../row-mapping.js";
-import { branchesGuard, transactionCas } from "../conditions.js";
 import { GroupedStore } from "../grouped-store.js";
+import { createUpdateStatements } from "../update-statements.js";
 import type { Store } from "../store.js";
 import type { WriteOp, WriteOutcome } from "../write-ops.js";
-import { keysToRead, planWrites } from "../write-plan.js";
+import { keysToRead, planWrites, resolveStored } from "../write-plan.js";
 import * as schema from "./schema.js";
 
 const { transactions, branches, requests } = schema;
+const updates = createUpdateStatements(transactions, branches);
 const migrationsFolder = join(dirname(fileURLToPath(import.meta.url)), "migrations");
 
 export interface MysqlStoreOptions {
@@ -136,41 +137,62 @@ class MysqlStore extends GroupedStore {
     }
   }
 
-  #execute(units: WriteOp[][]): Promise<WriteOutcome[][]> {
-    return this.db.transaction(async (tx) => {
-      const keys = keysToRead(units);
+  /**
+   * One group of units as one READ COMMITTED transaction on one connection. Inserts are built by
+   * Drizzle (once per group); the per-transaction UPDATEs are prebuilt statements.
+   */
+  async #execute(units: WriteOp[][]): Promise<WriteOutcome[][]> {
+    const keys = keysToRead(units);
+    const conn = await this.pool.getConnection();
+    let plan;
+    try {
+      await conn.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
+      await conn.beginTransaction();
       // Rows that gain branches are locked, so their status cannot change before the insert.
       const lock = units.some((ops) => ops.some((op) => op.kind === "addBranches"));
-      const read = tx.select().from(transactions).where(inArray(transactions.gid, keys.gids));
-      const txRows = keys.gids.length === 0 ? [] : lock ? await read.for("update") : await read;
-      const requestRows = keys.requestIds.length > 0 ? await tx.select().from(requests).where(inArray(requests.requestId, keys.requestIds)) : [];
+      const [statusRows] = keys.gids.length
+        ? await conn.query<RowDataPacket[]>(`SELECT gid, status FROM transactions WHERE gid IN (?)${lock ? " FOR UPDATE" : ""}`, [keys.gids])
+        : [[]];
+      const [requestRows] = keys.requestIds.length
+        ? await conn.query<RowDataPacket[]>("SELECT request_id, method, gid, created_at FROM requests WHERE request_id IN (?)", [keys.requestIds])
+        : [[]];
       const stored = {
-        transactions: new Map(txRows.map((r) => [r.gid, toTransactionRecord(r)])),
-        requests: new Map(requestRows.map((r) => [r.requestId, r])),
+        statuses: new Map(statusRows.map((r) => [String(r.gid), r.status as TransactionRecord["status"]])),
+        requests: new Map(
+          requestRows.map((r) => [String(r.request_id), { requestId: String(r.request_id), method: String(r.method), gid: String(r.gid), createdAt: Number(r.created_at) }]),
+        ),
       };
-      const plan = planWrites(units, stored);
-      for (const rows of chunks(plan.newTransactions, TRANSACTION_ROWS_PER_INSERT)) await tx.insert(transactions).values(rows);
-      for (const rows of chunksBySize(plan.newBranches.map(toBranchRow))) await tx.insert(branches).values(rows);
-      for (const rows of chunks(plan.newRequests, TRANSACTION_ROWS_PER_INSERT)) await tx.insert(requests).values(rows);
+      plan = planWrites(units, stored);
+      const run = async (query: { toSQL(): { sql: string; params: unknown[] } }) => {
+        const { sql: text, params } = query.toSQL();
+        await conn.query(text, params);
+      };
+      for (const rows of chunks(plan.newTransactions, TRANSACTION_ROWS_PER_INSERT)) await run(this.db.insert(transactions).values(rows));
+      for (const rows of chunksBySize(plan.newBranches.map(toBranchRow))) await run(this.db.insert(branches).values(rows));
+      for (const rows of chunks(plan.newRequests, TRANSACTION_ROWS_PER_INSERT)) await run(this.db.insert(requests).values(rows));
       for (const { op, unit, index } of plan.ordered) {
         let matched = false;
-        if (op.kind === "transaction") {
-          const [result] = await tx.update(transactions).set(op.changes).where(transactionCas(transactions, op.gid, op.expect));
-          matched = result.affectedRows > 0;
-        } else if (op.kind === "branches") {
-          const [result] = await tx.update(branches).set(op.changes).where(branchesGuard(branches, transactions, op));
-          matched = result.affectedRows > 0;
-        } else {
-          const status = stored.transactions.get(op.gid)?.status;
+        if (op.kind === "addBranches") {
+          const status = stored.statuses.get(op.gid);
           if (status && op.statuses.includes(status)) {
-            for (const rows of chunksBySize(op.branches.map(toBranchRow))) await tx.insert(branches).values(rows);
+            for (const rows of chunksBySize(op.branches.map(toBranchRow))) await run(this.db.insert(branches).values(rows));
             matched = true;
           }
+        } else {
+          const statement = op.kind === "transaction" ? updates.transaction(op) : updates.branches(op);
+          const [result] = await conn.query<ResultSetHeader>(statement.sql, statement.params);
+          matched = result.affectedRows > 0;
         }
         plan.outcomes[unit]![index] = matched;
       }
-      return plan.outcomes;
-    }, { isolationLevel: "read committed" });
+      await conn.commit();
+    } catch (error) {
+      await conn.rollback().catch(() => undefined); // the connection may be gone; the error below says why
+      throw error;
+    } finally {
+      conn.release();
+    }
+    return resolveStored(plan, (gid) => this.#getRow(gid));
   }
 
   async getRequest(requestId: string): Promise<RequestRecord | undefined> {

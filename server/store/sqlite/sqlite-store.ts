@@ -1,21 +1,22 @@
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createClient, type Client, type ResultSet } from "@libsql/client";
-import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { createClient, type Client, type InValue } from "@libsql/client";
+import { and, asc, eq, inArray, isNull, lt, lte, or } from "drizzle-orm";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import { migrate } from "drizzle-orm/libsql/migrator";
 import { chunks } from "../chunks.js";
-import { branchesGuard, transactionCas } from "../conditions.js";
 import { GroupedStore } from "../grouped-store.js";
+import { createUpdateStatements } from "../update-statements.js";
 import type { ListPage, ListQuery, RequestRecord, TransactionRecord, TransactionWithBranches } from "../records.js";
 import { listOrder, listWhere, sortBranches, toBranchRecord, toBranchRow, toListPage, toTransactionRecord } from "../row-mapping.js";
 import type { Store } from "../store.js";
 import type { WriteOp, WriteOutcome } from "../write-ops.js";
-import { keysToRead, planWrites } from "../write-plan.js";
+import { keysToRead, planWrites, resolveStored } from "../write-plan.js";
 import * as schema from "./schema.js";
 
 const { transactions, branches, requests } = schema;
+const updates = createUpdateStatements(transactions, branches);
 const migrationsFolder = join(dirname(fileURLToPath(import.meta.url)), "migrations");
 
 /** SQLite allows 32766 bound parameters per statement; a branch row binds 11. */
@@ -65,40 +66,45 @@ class SqliteStore extends GroupedStore {
       keys.gids.length > 0 ? this.db.select().from(transactions).where(inArray(transactions.gid, keys.gids)) : [],
       keys.requestIds.length > 0 ? this.db.select().from(requests).where(inArray(requests.requestId, keys.requestIds)) : [],
     ]);
+    const rows = new Map(txRows.map((r) => [r.gid, toTransactionRecord(r)]));
     const stored = {
-      transactions: new Map(txRows.map((r) => [r.gid, toTransactionRecord(r)])),
+      statuses: new Map([...rows.values()].map((r) => [r.gid, r.status])),
       requests: new Map(requestRows.map((r) => [r.requestId, r])),
     };
     const plan = planWrites(units, stored);
+    const toStatement = (query: { toSQL(): { sql: string; params: unknown[] } }) => {
+      const { sql: text, params } = query.toSQL();
+      return { sql: text, args: params as InValue[] };
+    };
     const inserts = [
-      ...chunks(plan.newTransactions, TRANSACTION_ROWS_PER_INSERT).map((rows) => this.db.insert(transactions).values(rows)),
-      ...chunks(plan.newBranches.map(toBranchRow), BRANCH_ROWS_PER_INSERT).map((rows) => this.db.insert(branches).values(rows)),
-      ...chunks(plan.newRequests, TRANSACTION_ROWS_PER_INSERT).map((rows) => this.db.insert(requests).values(rows)),
+      ...chunks(plan.newTransactions, TRANSACTION_ROWS_PER_INSERT).map((rows) => toStatement(this.db.insert(transactions).values(rows))),
+      ...chunks(plan.newBranches.map(toBranchRow), BRANCH_ROWS_PER_INSERT).map((rows) => toStatement(this.db.insert(branches).values(rows))),
+      ...chunks(plan.newRequests, TRANSACTION_ROWS_PER_INSERT).map((rows) => toStatement(this.db.insert(requests).values(rows))),
     ];
     const ordered = plan.ordered.map(({ op }) => {
       switch (op.kind) {
         case "transaction":
-          return this.db.update(transactions).set(op.changes).where(transactionCas(transactions, op.gid, op.expect));
-        case "branches":
-          return this.db.update(branches).set(op.changes).where(branchesGuard(branches, transactions, op));
+        case "branches": {
+          const { sql: text, params } = op.kind === "transaction" ? updates.transaction(op) : updates.branches(op);
+          return { sql: text, args: params };
+        }
         case "addBranches": {
-          const status = stored.transactions.get(op.gid)?.status;
-          // Not allowed: a no-op statement keeps results aligned with ops (rowsAffected 0).
-          if (!status || !op.statuses.includes(status) || op.branches.length === 0) {
-            return this.db.update(transactions).set({ gid: op.gid }).where(sql`0`);
-          }
-          return this.db.insert(branches).values(op.branches.map(toBranchRow));
+          const status = stored.statuses.get(op.gid);
+          // Not allowed: a statement that changes nothing keeps results aligned with ops.
+          if (!status || !op.statuses.includes(status) || op.branches.length === 0) return { sql: "SELECT 0", args: [] };
+          return toStatement(this.db.insert(branches).values(op.branches.map(toBranchRow)));
         }
       }
     });
     const statements = [...inserts, ...ordered];
-    if (statements.length === 0) return plan.outcomes;
+    const withStored = () => resolveStored(plan, async (gid) => rows.get(gid));
+    if (statements.length === 0) return withStored();
     // One libsql batch is one SQLite transaction: one commit for every unit in the group.
-    const results = (await this.db.batch(statements as [(typeof statements)[number], ...typeof statements])) as ResultSet[];
+    const results = await this.client.batch(statements, "write");
     plan.ordered.forEach(({ unit, index }, i) => {
       plan.outcomes[unit]![index] = results[inserts.length + i]!.rowsAffected > 0;
     });
-    return plan.outcomes;
+    return withStored();
   }
 
   async getRequest(requestId: string): Promise<RequestRecord | undefined> {
