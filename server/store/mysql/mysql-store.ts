@@ -58,6 +58,9 @@ export async function openMysqlStore(url: string, options: MysqlStoreOptions): P
     connectionLimit: options.poolSize,
     enableKeepAlive: true,
     supportBigNumbers: true,
+    // Lets a group's UPDATEs go in one round trip. Every statement is parameterized; no SQL is
+    // ever assembled from request data.
+    multipleStatements: true,
   });
   const db = drizzle(pool, { schema, mode: "default" });
   await migrateUnderLock(pool, db);
@@ -170,20 +173,27 @@ class MysqlStore extends GroupedStore {
       for (const rows of chunks(plan.newTransactions, TRANSACTION_ROWS_PER_INSERT)) await run(this.db.insert(transactions).values(rows));
       for (const rows of chunksBySize(plan.newBranches.map(toBranchRow))) await run(this.db.insert(branches).values(rows));
       for (const rows of chunks(plan.newRequests, TRANSACTION_ROWS_PER_INSERT)) await run(this.db.insert(requests).values(rows));
-      for (const { op, unit, index } of plan.ordered) {
-        let matched = false;
-        if (op.kind === "addBranches") {
-          const status = stored.statuses.get(op.gid);
-          if (status && op.statuses.includes(status)) {
-            for (const rows of chunksBySize(op.branches.map(toBranchRow))) await run(this.db.insert(branches).values(rows));
-            matched = true;
+      if (plan.ordered.every(({ op }) => op.kind !== "addBranches") && plan.ordered.length > 1) {
+        // All the group's UPDATEs in one round trip; each keeps its own affected-rows count.
+        const statements = plan.ordered.map(({ op }) => (op.kind === "transaction" ? updates.transaction(op) : updates.branches(op as Extract<WriteOp, { kind: "branches" }>)));
+        const [results] = await conn.query<ResultSetHeader[]>(statements.map((st) => st.sql).join(";\n"), statements.flatMap((st) => st.params));
+        plan.ordered.forEach(({ unit, index }, i) => (plan!.outcomes[unit]![index] = results[i]!.affectedRows > 0));
+      } else {
+        for (const { op, unit, index } of plan.ordered) {
+          let matched = false;
+          if (op.kind === "addBranches") {
+            const status = stored.statuses.get(op.gid);
+            if (status && op.statuses.includes(status)) {
+              for (const rows of chunksBySize(op.branches.map(toBranchRow))) await run(this.db.insert(branches).values(rows));
+              matched = true;
+            }
+          } else {
+            const statement = op.kind === "transaction" ? updates.transaction(op) : updates.branches(op);
+            const [result] = await conn.query<ResultSetHeader>(statement.sql, statement.params);
+            matched = result.affectedRows > 0;
           }
-        } else {
-          const statement = op.kind === "transaction" ? updates.transaction(op) : updates.branches(op);
-          const [result] = await conn.query<ResultSetHeader>(statement.sql, statement.params);
-          matched = result.affectedRows > 0;
+          plan.outcomes[unit]![index] = matched;
         }
-        plan.outcomes[unit]![index] = matched;
       }
       await conn.commit();
     } catch (error) {
