@@ -1,12 +1,11 @@
-import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import mysql from "mysql2/promise";
-import { terminate } from "./child-process.js";
+import { startServerProcess } from "./child-process.js";
 import { freePort } from "./free-port.js";
-import { waitUntil } from "./wait-until.js";
 
 const run = promisify(execFile);
 
@@ -33,10 +32,10 @@ export async function startMariadb(): Promise<ThrowawayMariadb> {
     "--skip-test-db",
   ]);
   const port = await freePort();
-  let child: ChildProcess | undefined;
+  let halt = async () => {};
 
   const launch = async () => {
-    const proc = spawn(
+    halt = await startServerProcess(
       "mariadbd",
       [
         "--no-defaults",
@@ -50,34 +49,19 @@ export async function startMariadb(): Promise<ThrowawayMariadb> {
         "--max-connections=500",
         "--max-allowed-packet=64M",
       ],
-      { stdio: ["ignore", "ignore", "pipe"] },
-    );
-    let stderr = "";
-    proc.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    child = proc;
-    await waitUntil(
       async () => {
-        if (proc.exitCode !== null) throw new Error(`mariadbd exited ${proc.exitCode}: ${stderr}`);
         const conn = await mysql.createConnection({ host: "127.0.0.1", port, user: "root" });
         await conn.end();
         return true;
       },
-      "mariadbd to accept connections",
-      30_000,
     );
-  };
-
-  const halt = async () => {
-    const proc = child;
-    child = undefined;
-    await terminate(proc);
   };
 
   await launch();
   return {
     port,
     url: (database) => `mysql://root@127.0.0.1:${port}/${database}`,
-    pause: halt,
+    pause: () => halt(),
     resume: launch,
     async stop() {
       await halt();
