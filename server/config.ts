@@ -99,6 +99,8 @@ export interface EngineConfig {
   retryMaxMs: number;
   /** After this many attempts of one operation the transaction is marked stalled. */
   retryMaxAttempts: number;
+  /** A transaction unfinished this long after it was accepted is marked stalled too. */
+  stalledAfterMs: number;
   ongoingIntervalMs: number;
   preparedTimeoutMs: number;
   /** Longest Submit-with-wait when the caller set no deadline. */
@@ -131,6 +133,7 @@ export function defaultConfig(): AccordConfig {
       retryMultiplier: 2,
       retryMaxMs: 60_000,
       retryMaxAttempts: 10,
+      stalledAfterMs: 3_600_000,
       ongoingIntervalMs: 5000,
       preparedTimeoutMs: 30_000,
       maxWaitMs: 30_000,
@@ -244,6 +247,7 @@ const PARSERS: Record<string, Parser> = {
   "engine.retryMultiplier": decimal(1, 100),
   "engine.retryMaxMs": integer(1, 86_400_000),
   "engine.retryMaxAttempts": integer(1, 1_000_000),
+  "engine.stalledAfterMs": integer(1, 30 * 86_400_000),
   "engine.ongoingIntervalMs": integer(1, 3_600_000),
   "engine.preparedTimeoutMs": integer(1, 86_400_000),
   "engine.maxWaitMs": integer(0, 3_600_000),

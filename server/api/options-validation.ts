@@ -20,6 +20,7 @@ export function validateOptions(options: TransactionOptions | undefined, field =
     checkDuration(retry.initialInterval, `${field}.retry.initial_interval`, DAY_MS);
     checkDuration(retry.maxInterval, `${field}.retry.max_interval`, DAY_MS);
     checkDuration(retry.ongoingInterval, `${field}.retry.ongoing_interval`, DAY_MS);
+    checkDuration(retry.maxElapsed, `${field}.retry.max_elapsed`, 30 * DAY_MS);
     if (retry.multiplier !== 0 && !(retry.multiplier >= 1 && retry.multiplier <= 100)) {
       throw invalidArgument(`${field}.retry.multiplier`, "must be 0 (default) or between 1 and 100");
     }

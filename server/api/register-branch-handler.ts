@@ -26,13 +26,14 @@ export function createRegisterBranchHandler(deps: CommandDependencies, requestId
     if (tx.mode !== "tcc" && tx.mode !== "xa") throw invalidArgument("gid", `names a ${tx.mode.toUpperCase()} transaction; only TCC and XA register branches`);
     const [commitOp, rollbackOp] = OPS[tx.mode];
 
-    const existing = found.branches.filter((b) => b.branchId === branchId);
-    if (existing.length > 0) {
-      // The same registration again is a no-op; anything else reuses the id.
-      const same = existing.some((b) => b.op === commitOp && b.target === request.commit && Buffer.from(b.payload).equals(Buffer.from(request.payload)));
-      if (same) return replyWithState(deps, gid, false, context, found);
+    /** The same registration again is a no-op (true); the id with other targets is ALREADY_EXISTS. */
+    const alreadyRegistered = (branches: BranchRecord[]): boolean => {
+      const existing = branches.find((b) => b.branchId === branchId && b.op === commitOp);
+      if (!existing) return false;
+      if (existing.target === request.commit && Buffer.from(existing.payload).equals(Buffer.from(request.payload))) return true;
       throw errorWithReason(Code.AlreadyExists, "BRANCH_EXISTS", `branch "${branchId}" is already registered in "${gid}" with other targets`, { gid, branchId });
-    }
+    };
+    if (alreadyRegistered(found.branches)) return replyWithState(deps, gid, false, context, found);
     if (tx.status !== "prepared") throw wrongStatus(gid, tx.status, "given new branches");
     if (found.branches.length / 2 >= config.limits.maxBranches) throw invalidArgument("branch_id", `at most ${config.limits.maxBranches} branches are allowed`);
 
@@ -50,10 +51,16 @@ export function createRegisterBranchHandler(deps: CommandDependencies, requestId
       lastError: "",
       updatedAt: now,
     });
-    const outcomes = await store.write([
-      ...requestIds.ops(request.requestId, METHOD, gid),
-      { kind: "addBranches", gid, statuses: ["prepared"], branches: [row(commitOp, request.commit), row(rollbackOp, request.rollback)] },
-    ]);
+    const outcomes = await store
+      .write([
+        ...requestIds.ops(request.requestId, METHOD, gid),
+        { kind: "addBranches", gid, statuses: ["prepared"], branches: [row(commitOp, request.commit), row(rollbackOp, request.rollback)] },
+      ])
+      .catch(async (error: unknown) => {
+        // A concurrent registration of the same branch id won the insert: answer as a retry would.
+        if (alreadyRegistered((await loadTransaction(store, gid)).branches)) return [true];
+        throw error;
+      });
     if (requestIds.lostRace(outcomes, request.requestId, METHOD, gid)) return replyWithState(deps, gid, false, context);
     if (outcomes.at(-1) !== true) {
       const current = await loadTransaction(store, gid);

@@ -16,6 +16,8 @@ export interface EffectivePolicy {
     maxMs: number;
     maxAttempts: number;
     ongoingMs: number;
+    /** Unfinished this long after acceptance: stalled. */
+    maxElapsedMs: number;
   };
 }
 
@@ -41,6 +43,7 @@ export function effectivePolicy(optionsJson: string, defaults: EngineConfig): Ef
       maxMs: ms(retry?.maxInterval) ?? defaults.retryMaxMs,
       maxAttempts: retry?.maxAttempts || defaults.retryMaxAttempts,
       ongoingMs: ms(retry?.ongoingInterval) ?? defaults.ongoingIntervalMs,
+      maxElapsedMs: ms(retry?.maxElapsed) ?? defaults.stalledAfterMs,
     },
   };
 }

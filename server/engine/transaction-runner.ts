@@ -113,7 +113,7 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
       }
       if (outcome.kind === "failure") return finish("failed", `query_prepared answered FAILURE: ${outcome.detail}`);
       const delay = outcome.kind === "ongoing" ? policy.retry.ongoingMs : backoffMs(queryAttempts, policy.retry);
-      const stalled = outcome.kind === "error" && queryAttempts >= policy.retry.maxAttempts;
+      const stalled = (outcome.kind === "error" && queryAttempts >= policy.retry.maxAttempts) || Date.now() - tx.createdAt >= policy.retry.maxElapsedMs;
       await persist({ lastError: `query_prepared: ${outcome.detail} (attempt ${queryAttempts})`, stalled: stalled || tx.stalled }, true);
       return release(Date.now() + delay);
     }
@@ -165,7 +165,9 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
       const delay = outcome.kind === "ongoing" ? policy.retry.ongoingMs : backoffMs(branch.attempts, policy.retry);
       notBefore.set(branch, Date.now() + delay);
       lastError = `${branch.branchId}/${branch.op}: ${outcome.detail} (attempt ${branch.attempts})`;
-      if (outcome.kind !== "ongoing" && branch.attempts >= policy.retry.maxAttempts) stalled = true;
+      const pastAttempts = outcome.kind !== "ongoing" && branch.attempts >= policy.retry.maxAttempts;
+      const pastElapsed = Date.now() - tx.createdAt >= policy.retry.maxElapsedMs;
+      if (pastAttempts || pastElapsed) stalled = true;
     });
 
     if (refusal) {

@@ -247,6 +247,22 @@ for (const backend of backends()) {
       expect(done).toMatchObject({ status: TransactionStatus.SUCCEEDED, stalled: false });
     });
 
+    it("marks a transaction stalled once it has run longer than retry.max_elapsed", async () => {
+      const gid = uniqueGid("elapsed");
+      svc.on("/elapsed-a", () => ({ status: 425 }));
+      await submit(gid, [step("elapsed-a")], { retry: { maxElapsed: durationFromMs(300), ongoingInterval: durationFromMs(50) } }, false);
+      const early = (await client.getTransaction({ gid })).transaction;
+      expect(early?.stalled).toBe(false);
+      const stalled = await waitUntil(async () => {
+        const { transaction } = await client.getTransaction({ gid });
+        return transaction?.stalled ? transaction : undefined;
+      }, "stalled by elapsed time");
+      expect(stalled.status).toBe(TransactionStatus.SUBMITTED);
+      expect(Date.now() - Number(stalled.createdAt!.seconds) * 1000).toBeGreaterThanOrEqual(250);
+      svc.on("/elapsed-a", () => ({ status: 200 }));
+      expect(await final(gid)).toMatchObject({ status: TransactionStatus.SUCCEEDED, stalled: false });
+    });
+
     describe("rejects invalid input with INVALID_ARGUMENT naming the field, writing nothing", () => {
       const cases: [string, () => Parameters<typeof client.submit>[0], string][] = [
         ["a bad URL scheme", () => ({ steps: [{ ...step("x"), action: "ftp://127.0.0.1/x" }] }), "steps[0].action"],

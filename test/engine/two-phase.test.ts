@@ -102,6 +102,8 @@ for (const backend of backends()) {
         await client.begin({ gid, mode: Mode.TCC });
         await register(gid, "b1", "tcc-guard");
         await register(gid, "b1", "tcc-guard"); // the same registration again is a no-op
+        await Promise.all(Array.from({ length: 5 }, () => register(gid, "b9", "tcc-guard"))); // also when concurrent
+        expect((await client.getTransaction({ gid })).transaction?.branches.filter((b) => b.branchId === "b9")).toHaveLength(2);
         await expect(client.registerBranch({ gid, branchId: "b1", commit: svc.httpUrl("/x"), rollback: svc.httpUrl("/y") })).rejects.toSatisfy(
           (e) => codeOf(e) === Code.AlreadyExists,
         );
