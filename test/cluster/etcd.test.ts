@@ -123,3 +123,28 @@ describe("etcd registration and discovery", () => {
     }
   });
 });
+
+describe("etcd over TLS with client certificates", () => {
+  it("registers a coordinator and lets the SDK discover it, both through TLS", async () => {
+    const { TestPki } = await import("../support/certificates.js");
+    const pki = await TestPki.create();
+    const ca = await pki.ca("etcd-ca");
+    const server = await pki.leaf(ca, { cn: "etcd", san: ["DNS:localhost", "IP:127.0.0.1"], serverAuth: true });
+    const client = await pki.leaf(ca, { cn: "accord" });
+    const tlsEtcd = await startEtcd({ certFile: server.certFile, keyFile: server.keyFile, caFile: ca.certFile, client: { cert: client.cert, key: client.key, ca: ca.cert } });
+    const coordinator = await startTestCoordinator(`file:${pki.dir}/accord.db`, {
+      engine: { coordinatorId: "c-tls" },
+      cluster: { etcdEndpoints: tlsEtcd.endpoint, etcdCaFile: ca.certFile, etcdCertFile: client.certFile, etcdKeyFile: client.keyFile },
+    });
+    const accord = createAccordClient({ etcd: { endpoints: [tlsEtcd.endpoint], tls: { ca: ca.cert, cert: client.cert, key: client.key } } });
+    try {
+      await waitUntil(async () => (await (await fetch(`${coordinator.url}/healthz`)).json() as { etcd: string }).etcd === "registered", "registration over TLS");
+      expect((await accord.newGid())).toMatch(/^[0-9A-Z]{26}$/);
+    } finally {
+      await accord.close();
+      await coordinator.stop();
+      await tlsEtcd.stop();
+      await pki.cleanup();
+    }
+  });
+});
