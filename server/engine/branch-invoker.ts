@@ -3,7 +3,7 @@ import { createGrpcInvoker } from "./grpc-invoker.js";
 import { createHttpInvoker } from "./http-invoker.js";
 import type { BranchOutcome } from "./outcome.js";
 import { Semaphore } from "./semaphore.js";
-import { parseTarget } from "./target.js";
+import { parseTarget, type BranchTarget } from "./target.js";
 import type { TargetPolicy } from "../security/target-policy.js";
 
 export interface BranchCall {
@@ -43,6 +43,19 @@ export function createBranchInvoker(options: BranchInvokerOptions): BranchInvoke
   const http = createHttpInvoker({ maxSocketsPerHost: options.maxCallsPerHost, tls: options.tls });
   const grpc = createGrpcInvoker(options.tls);
   const hosts = new Map<string, Semaphore>();
+  // Parsing a URL and checking the policy per call showed in the invoker's profile; targets
+  // repeat (a few endpoints per service), so each is parsed and checked once. Bounded.
+  const parsed = new Map<string, { target: BranchTarget; refusal: string | undefined }>();
+  const resolve = (raw: string) => {
+    let entry = parsed.get(raw);
+    if (!entry) {
+      const target = parseTarget(raw);
+      entry = { target, refusal: options.targets?.refusal(target.kind === "http" ? target.url : new URL(raw)) };
+      if (parsed.size >= 10_000) parsed.clear();
+      parsed.set(raw, entry);
+    }
+    return entry;
+  };
   const bulkhead = (hostKey: string) => {
     let semaphore = hosts.get(hostKey);
     if (!semaphore) hosts.set(hostKey, (semaphore = new Semaphore(options.maxCallsPerHost)));
@@ -52,13 +65,13 @@ export function createBranchInvoker(options: BranchInvokerOptions): BranchInvoke
   return {
     async invoke(call) {
       // Targets were validated at Submit; a bad one here is stored data gone wrong: retryable error.
-      let target;
+      let resolved;
       try {
-        target = parseTarget(call.target);
+        resolved = resolve(call.target);
       } catch (error) {
         return { kind: "error", detail: `invalid target: ${(error as Error).message}` };
       }
-      const refusal = options.targets?.refusal(target.kind === "http" ? target.url : new URL(call.target));
+      const { target, refusal } = resolved;
       if (refusal) return { kind: "error", detail: `target refused: ${refusal}` };
       const headers: Record<string, string> = {
         "accord-gid": call.gid,

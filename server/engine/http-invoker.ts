@@ -46,13 +46,19 @@ export function createHttpInvoker(options: { maxSocketsPerHost: number; tls?: { 
         }, timeoutMs);
         request.on("error", (error: NodeJS.ErrnoException) => settle({ kind: "error", detail: error.code ?? error.message }));
         request.on("response", (response) => {
-          const ok = response.statusCode !== undefined && response.statusCode >= 200 && response.statusCode < 300;
-          let body = "";
-          response.setEncoding("utf8");
-          response.on("data", (chunk: string) => {
-            if (!ok && body.length < DETAIL_BYTES) body += chunk;
-          });
-          response.on("end", () => settle(outcomeOfHttpStatus(response.statusCode ?? 0, body.slice(0, DETAIL_BYTES).trim())));
+          const status = response.statusCode ?? 0;
+          if (status >= 200 && status < 300) {
+            // Success is read from the status alone: drain the body without decoding it.
+            response.resume();
+            response.on("end", () => settle({ kind: "success" }));
+          } else {
+            let body = "";
+            response.setEncoding("utf8");
+            response.on("data", (chunk: string) => {
+              if (body.length < DETAIL_BYTES) body += chunk;
+            });
+            response.on("end", () => settle(outcomeOfHttpStatus(status, body.slice(0, DETAIL_BYTES).trim())));
+          }
           response.on("error", (error) => settle({ kind: "error", detail: error.message }));
         });
         request.end(payload);
