@@ -189,6 +189,9 @@ function listenCleartext(options: OnePortOptions): Promise<OnePortServer> {
         },
         close: (graceMs) => {
           http1.closeIdleConnections();
+          // Stops the timeout checks started above; it never listened, so the callback's
+          // "not running" error is expected and ignored.
+          http1.close(() => {});
           return drainAndClose({ server: net, sessions, sockets, inFlight: () => inFlight, graceMs, logger });
         },
       });
