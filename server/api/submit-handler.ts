@@ -82,6 +82,8 @@ export function createSubmitHandler(deps: CommandDependencies, requestIds: Reque
       if (now.transaction.status === "submitted" || now.transaction.status === "succeeded") return replyWithState(deps, gid, request.wait, context);
       throw wrongStatus(gid, now.transaction.status, "submitted");
     }
+    // The run reads the transaction again: a branch registered between our read and the CAS
+    // must be confirmed too.
     if (reserved) engine.runReserved(gid);
     return replyWithState(deps, gid, request.wait, context);
   };
