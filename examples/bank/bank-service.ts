@@ -14,6 +14,8 @@ export interface BankOptions {
   failAfter?: () => boolean;
   /** …or hang this many milliseconds before answering. */
   hangMs?: () => number;
+  /** Loopback port to listen on; 0 (the default) picks a free one. */
+  port?: number;
 }
 
 /**
@@ -46,7 +48,13 @@ export async function startBankService(ledger: Ledger, options: BankOptions = {}
     if (options.failAfter?.()) throw new Error("injected failure after the work (reply lost)");
   };
   const server = createServer((req, res) => httpBranchHandler((info, body) => handle(req.url ?? "", info, body))(req, res));
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject); // e.g. the port is taken
+    server.listen(options.port ?? 0, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
   const port = (server.address() as { port: number }).port;
   return { url: `http://127.0.0.1:${port}`, server };
 }
