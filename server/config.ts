@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
+import { InvalidAllowlistError, parseAllowEntry } from "./security/target-policy.js";
 
 /**
  * One typed, validated configuration. Precedence: flags > environment > file > defaults.
@@ -52,7 +53,12 @@ export interface SecurityConfig {
   adminCallers: string;
   /** Gid namespaces: "identity=prefix|prefix;identity2=prefix". Listed identities only touch their gids. */
   tenantPrefixes: string;
-  /** Hosts branch targets may name: exact names or IPs, or "*.domain"; "*" = any (not advised). */
+  /**
+   * Hosts branch targets may name: exact names or IPs, or "*.domain"; "*" = any (not advised).
+   * Each may carry a port or range (`host:8080`, `host:8000-8099`, `[::1]:9000`). The
+   * coordinator's own port, its etcd endpoints and its database are refused unless an entry
+   * names that exact host and port.
+   */
   allowedTargetHosts: string;
   /** Schemes branch targets may use. */
   allowedTargetSchemes: string;
@@ -224,6 +230,18 @@ const storeUrl: Parser = (raw) => {
   return { ok: false, expected: "file:PATH or mysql://user:pass@host:port/database" };
 };
 
+const targetAllowlist: Parser = (raw) => {
+  const expected = "comma-separated host, host:port or host:from-to entries (\"*.domain\" and [IPv6] allowed)";
+  if (typeof raw !== "string") return { ok: false, expected };
+  try {
+    raw.split(",").map((s) => s.trim()).filter(Boolean).forEach(parseAllowEntry);
+    return { ok: true, value: raw.trim() };
+  } catch (error) {
+    if (error instanceof InvalidAllowlistError) return { ok: false, expected: `${expected}; ${error.message}` };
+    throw error;
+  }
+};
+
 /** Every leaf key and how to read it; the shape mirrors AccordConfig. */
 const PARSERS: Record<string, Parser> = {
   host: nonEmptyString,
@@ -266,7 +284,7 @@ const PARSERS: Record<string, Parser> = {
   "security.coordinatorCallers": anyString,
   "security.adminCallers": anyString,
   "security.tenantPrefixes": anyString,
-  "security.allowedTargetHosts": anyString,
+  "security.allowedTargetHosts": targetAllowlist,
   "security.allowedTargetSchemes": anyString,
   "security.branchCaFile": anyString,
   "security.branchCertFile": anyString,

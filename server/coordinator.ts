@@ -11,7 +11,7 @@ import { createEngine, type Engine } from "./engine/engine.js";
 import { createBranchInvoker } from "./engine/branch-invoker.js";
 import { createAuthorizationInterceptor, createAuthorizationPolicy } from "./security/authorization.js";
 import { callerIdentity, identityOf } from "./security/identity.js";
-import { createTargetPolicy } from "./security/target-policy.js";
+import { createTargetPolicy, infrastructureAddresses } from "./security/target-policy.js";
 import { loadServerTls, watchServerTls } from "./security/tls-files.js";
 import { ACCORD_VERSION } from "./version.js";
 import { createStoreHealth } from "./observe/store-health.js";
@@ -36,6 +36,7 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
   const health = createStoreHealth(store, logger);
   const security = config.security;
   const targets = createTargetPolicy(security.allowedTargetHosts, security.allowedTargetSchemes);
+  for (const address of infrastructureAddresses(config)) targets.protect(address);
   const read = (path: string) => (path ? readFileSync(path) : undefined);
   const invoker = createBranchInvoker({
     maxCallsPerHost: config.engine.maxCallsPerHost,
@@ -88,6 +89,8 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
     await store.close();
     throw error;
   }
+  // Before any request is read: a branch may never point back at this coordinator's own port.
+  targets.protect({ host: config.host, port: server.port, what: "this coordinator's own port" });
   engine.start();
   const url = `${tls ? "https" : "http"}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   const listening = server;
