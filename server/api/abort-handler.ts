@@ -1,5 +1,5 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import type { AbortRequest } from "../../gen/accord/v1/coordinator_pb.js";
+import { AbortRequestSchema, type AbortRequest } from "../../gen/accord/v1/coordinator_pb.js";
 import type { TransactionChanges } from "../store/index.js";
 import { loadTransaction, replyWithState, wrongStatus, type CommandDependencies, type RequestIds } from "./command-context.js";
 import { invalidArgument } from "./errors.js";
@@ -13,7 +13,8 @@ export function createAbortHandler(deps: CommandDependencies, requestIds: Reques
   return async function abort(request: AbortRequest, context: HandlerContext) {
     const gid = requireGid(request.gid);
     if (request.reason.length > 1024) throw invalidArgument("reason", "must be at most 1024 characters");
-    if (await requestIds.isReplay(request.requestId, METHOD, gid)) return replyWithState(deps, gid, request.wait, context);
+    const claim = requestIds.claim(context, METHOD, gid, AbortRequestSchema, request);
+    if (await requestIds.isReplay(claim)) return replyWithState(deps, gid, request.wait, context);
     const { transaction: tx } = await loadTransaction(store, gid);
     if (tx.mode === "saga") throw invalidArgument("gid", "names a SAGA, which compensates on its own and cannot be aborted");
     if (tx.status === "aborting" || tx.status === "failed") return replyWithState(deps, gid, request.wait, context);
@@ -35,12 +36,12 @@ export function createAbortHandler(deps: CommandDependencies, requestIds: Reques
             updatedAt: now,
           };
     const outcomes = await store
-      .write([...requestIds.ops(request.requestId, METHOD, gid), { kind: "transaction", gid, expect: { statuses: ["prepared"] }, changes }])
+      .write([...requestIds.ops(claim), { kind: "transaction", gid, expect: { statuses: ["prepared"] }, changes }])
       .catch((error: unknown) => {
         if (reserved) engine.unreserve();
         throw error;
       });
-    const moved = outcomes.at(-1) === true && !requestIds.lostRace(outcomes, request.requestId, METHOD, gid);
+    const moved = outcomes.at(-1) === true && !requestIds.lostRace(outcomes, claim);
     if (!moved) {
       if (reserved) engine.unreserve();
       const current = await loadTransaction(store, gid);

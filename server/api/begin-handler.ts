@@ -1,5 +1,5 @@
 import { Code, type HandlerContext } from "@connectrpc/connect";
-import type { BeginRequest } from "../../gen/accord/v1/coordinator_pb.js";
+import { BeginRequestSchema, type BeginRequest } from "../../gen/accord/v1/coordinator_pb.js";
 import type { BranchRecord, CreateResult } from "../store/index.js";
 import { replyWithState, requireMode, type CommandDependencies, type RequestIds } from "./command-context.js";
 import { errorWithReason, invalidArgument } from "./errors.js";
@@ -15,7 +15,8 @@ export function createBeginHandler(deps: CommandDependencies, requestIds: Reques
   const { store, config } = deps;
   return async function begin(request: BeginRequest, context: HandlerContext) {
     const gid = requireGid(request.gid);
-    if (await requestIds.isReplay(request.requestId, METHOD, gid)) return replyWithState(deps, gid, false, context);
+    const claim = requestIds.claim(context, METHOD, gid, BeginRequestSchema, request);
+    if (await requestIds.isReplay(claim)) return replyWithState(deps, gid, false, context);
     const mode = requireMode(request.mode, ["tcc", "xa", "msg"], "must be MODE_TCC, MODE_XA or MODE_MSG (a SAGA needs no Begin: Submit it with its steps)");
     validateOptions(request.options);
     const now = Date.now();
@@ -40,9 +41,9 @@ export function createBeginHandler(deps: CommandDependencies, requestIds: Reques
     });
     // Due when the prepared timeout passes: TCC/XA are aborted, MSG is back-checked.
     transaction.nextAttemptAt = now + effectivePolicy(transaction.options, config.engine).preparedTimeoutMs;
-    const outcomes = await store.write([...requestIds.ops(request.requestId, METHOD, gid), { kind: "create", transaction, branches }]);
+    const outcomes = await store.write([...requestIds.ops(claim), { kind: "create", transaction, branches }]);
     const outcome = outcomes.at(-1) as CreateResult;
-    if (requestIds.lostRace(outcomes, request.requestId, METHOD, gid)) return replyWithState(deps, gid, false, context);
+    if (requestIds.lostRace(outcomes, claim)) return replyWithState(deps, gid, false, context);
     if (!outcome.created && outcome.existing.contentHash !== transaction.contentHash) {
       throw errorWithReason(Code.AlreadyExists, "GID_CONFLICT", `gid "${gid}" already names a different transaction`, { gid });
     }

@@ -1,5 +1,5 @@
 import { Code, type HandlerContext } from "@connectrpc/connect";
-import type { RegisterBranchRequest } from "../../gen/accord/v1/coordinator_pb.js";
+import { RegisterBranchRequestSchema, type RegisterBranchRequest } from "../../gen/accord/v1/coordinator_pb.js";
 import type { BranchOp, BranchRecord } from "../store/index.js";
 import { loadTransaction, replyWithState, wrongStatus, type CommandDependencies, type RequestIds } from "./command-context.js";
 import { errorWithReason, invalidArgument } from "./errors.js";
@@ -20,7 +20,8 @@ export function createRegisterBranchHandler(deps: CommandDependencies, requestId
     if (request.payload.byteLength > config.limits.maxPayloadBytes) {
       throw invalidArgument("payload", `is ${request.payload.byteLength} bytes; at most ${config.limits.maxPayloadBytes} are allowed`);
     }
-    if (await requestIds.isReplay(request.requestId, METHOD, gid)) return replyWithState(deps, gid, false, context);
+    const claim = requestIds.claim(context, METHOD, gid, RegisterBranchRequestSchema, request);
+    if (await requestIds.isReplay(claim)) return replyWithState(deps, gid, false, context);
     const found = await loadTransaction(store, gid);
     const tx = found.transaction;
     if (tx.mode !== "tcc" && tx.mode !== "xa") throw invalidArgument("gid", `names a ${tx.mode.toUpperCase()} transaction; only TCC and XA register branches`);
@@ -53,7 +54,7 @@ export function createRegisterBranchHandler(deps: CommandDependencies, requestId
     });
     const outcomes = await store
       .write([
-        ...requestIds.ops(request.requestId, METHOD, gid),
+        ...requestIds.ops(claim),
         { kind: "addBranches", gid, statuses: ["prepared"], branches: [row(commitOp, request.commit), row(rollbackOp, request.rollback)] },
       ])
       .catch(async (error: unknown) => {
@@ -61,7 +62,7 @@ export function createRegisterBranchHandler(deps: CommandDependencies, requestId
         if (alreadyRegistered((await loadTransaction(store, gid)).branches)) return [true];
         throw error;
       });
-    if (requestIds.lostRace(outcomes, request.requestId, METHOD, gid)) return replyWithState(deps, gid, false, context);
+    if (requestIds.lostRace(outcomes, claim)) return replyWithState(deps, gid, false, context);
     if (outcomes.at(-1) !== true) {
       const current = await loadTransaction(store, gid);
       throw wrongStatus(gid, current.transaction.status, "given new branches");

@@ -1,7 +1,7 @@
 import { Code, type HandlerContext } from "@connectrpc/connect";
-import type { SubmitRequest } from "../../gen/accord/v1/coordinator_pb.js";
+import { SubmitRequestSchema, type SubmitRequest } from "../../gen/accord/v1/coordinator_pb.js";
 import type { CreateResult } from "../store/index.js";
-import { loadTransaction, replyWithState, requireMode, wrongStatus, type CommandDependencies, type RequestIds } from "./command-context.js";
+import { loadTransaction, replyWithState, requireMode, wrongStatus, type CommandDependencies, type RequestClaim, type RequestIds } from "./command-context.js";
 import { errorWithReason, invalidArgument } from "./errors.js";
 import { sagaRecords } from "./transaction-records.js";
 import { requireGid } from "./validation.js";
@@ -15,7 +15,7 @@ const METHOD = "Submit";
 export function createSubmitHandler(deps: CommandDependencies, requestIds: RequestIds) {
   const { store, engine, config } = deps;
 
-  const submitSaga = async (request: SubmitRequest, gid: string, context: HandlerContext) => {
+  const submitSaga = async (request: SubmitRequest, gid: string, claim: RequestClaim | undefined, context: HandlerContext) => {
     const created = sagaRecords(request, gid, config.limits, deps.targets);
     const { transaction } = created;
     // Run it here at once when the bulkhead has room; otherwise the poller claims it when due.
@@ -24,7 +24,7 @@ export function createSubmitHandler(deps: CommandDependencies, requestIds: Reque
       transaction.owner = engine.coordinatorId;
       transaction.leaseUntil = transaction.createdAt + config.engine.leaseMs;
     }
-    const requestOps = requestIds.ops(request.requestId, METHOD, gid);
+    const requestOps = requestIds.ops(claim);
     let outcomes;
     try {
       outcomes = await store.write([...requestOps, { kind: "create", ...created }]);
@@ -33,7 +33,7 @@ export function createSubmitHandler(deps: CommandDependencies, requestIds: Reque
       throw error;
     }
     const outcome = outcomes.at(-1) as CreateResult;
-    if (!outcome.created || requestIds.lostRace(outcomes, request.requestId, METHOD, gid)) {
+    if (!outcome.created || requestIds.lostRace(outcomes, claim)) {
       if (reserved) engine.unreserve();
       if (!outcome.created && outcome.existing.contentHash !== transaction.contentHash) {
         throw errorWithReason(Code.AlreadyExists, "GID_CONFLICT", `gid "${gid}" already names a different transaction`, { gid });
@@ -44,7 +44,7 @@ export function createSubmitHandler(deps: CommandDependencies, requestIds: Reque
     return replyWithState(deps, gid, request.wait, context, created);
   };
 
-  const submitPrepared = async (request: SubmitRequest, gid: string, context: HandlerContext) => {
+  const submitPrepared = async (request: SubmitRequest, gid: string, claim: RequestClaim | undefined, context: HandlerContext) => {
     const found = await loadTransaction(store, gid);
     const tx = found.transaction;
     const mode = requireMode(request.mode, [tx.mode], `must be the mode given at Begin (${tx.mode.toUpperCase()})`);
@@ -56,7 +56,7 @@ export function createSubmitHandler(deps: CommandDependencies, requestIds: Reque
     const now = Date.now();
     const outcomes = await store
       .write([
-        ...requestIds.ops(request.requestId, METHOD, gid),
+        ...requestIds.ops(claim),
         {
           kind: "transaction",
           gid,
@@ -71,7 +71,7 @@ export function createSubmitHandler(deps: CommandDependencies, requestIds: Reque
         if (reserved) engine.unreserve();
         throw error;
       });
-    if (requestIds.lostRace(outcomes, request.requestId, METHOD, gid)) {
+    if (requestIds.lostRace(outcomes, claim)) {
       if (reserved) engine.unreserve();
       return replyWithState(deps, gid, request.wait, context);
     }
@@ -90,8 +90,9 @@ export function createSubmitHandler(deps: CommandDependencies, requestIds: Reque
 
   return async function submit(request: SubmitRequest, context: HandlerContext) {
     const gid = requireGid(request.gid);
-    if (await requestIds.isReplay(request.requestId, METHOD, gid)) return replyWithState(deps, gid, request.wait, context);
+    const claim = requestIds.claim(context, METHOD, gid, SubmitRequestSchema, request);
+    if (await requestIds.isReplay(claim)) return replyWithState(deps, gid, request.wait, context);
     const mode = requireMode(request.mode, ["saga", "tcc", "msg", "xa"], "must be MODE_SAGA, MODE_TCC, MODE_MSG or MODE_XA");
-    return mode === "saga" ? submitSaga(request, gid, context) : submitPrepared(request, gid, context);
+    return mode === "saga" ? submitSaga(request, gid, claim, context) : submitPrepared(request, gid, claim, context);
   };
 }

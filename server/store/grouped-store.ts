@@ -52,7 +52,7 @@ export abstract class GroupedStore implements Store {
     return outcome === true;
   }
 
-  abstract getRequest(requestId: string): Promise<RequestRecord | undefined>;
+  abstract getRequest(caller: string, requestId: string): Promise<RequestRecord | undefined>;
   abstract getTransaction(gid: string): Promise<TransactionWithBranches | undefined>;
   abstract listTransactions(query: ListQuery): Promise<ListPage>;
   abstract claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<TransactionRecord[]>;

@@ -120,10 +120,17 @@ export interface BranchKey {
   op: BranchOp;
 }
 
-/** A mutating request remembered by its request_id. */
+/** A mutating request remembered by its request_id, which is unique per caller. */
 export interface RequestRecord {
   requestId: string;
+  /** Whose id it is: request ids of different callers never meet ("" = anonymous). */
+  caller: string;
   method: string;
   gid: string;
+  /** Digest of the request's content, so a different request under a known id is refused ("" = not recorded). */
+  fingerprint: string;
   createdAt: number;
 }
+
+/** The key a request id is unique under. */
+export const requestKey = (r: Pick<RequestRecord, "requestId" | "caller">) => `${r.caller}\n${r.requestId}`;

@@ -40,8 +40,8 @@ export interface Store {
 
   getTransaction(gid: string): Promise<TransactionWithBranches | undefined>;
 
-  /** The request that used `requestId`, if any (see the "request" write op). */
-  getRequest(requestId: string): Promise<RequestRecord | undefined>;
+  /** The request of `caller` that used `requestId`, if any (see the "request" write op). */
+  getRequest(caller: string, requestId: string): Promise<RequestRecord | undefined>;
 
   listTransactions(query: ListQuery): Promise<ListPage>;
 

@@ -1,4 +1,4 @@
-import type { BranchRecord, CreateResult, RequestRecord, TransactionRecord } from "./records.js";
+import { requestKey, type BranchRecord, type CreateResult, type RequestRecord, type TransactionRecord } from "./records.js";
 import type { RequestResult, WriteOp, WriteOutcome } from "./write-ops.js";
 
 type OrderedOp = Exclude<WriteOp, { kind: "create" } | { kind: "request" }>;
@@ -24,8 +24,12 @@ export interface WritePlan {
 /** What the backend read before planning: the status of stored gids, and known requests. */
 export interface StoredKeys {
   statuses: ReadonlyMap<string, TransactionRecord["status"]>;
+  /** By requestKey(). */
   requests: ReadonlyMap<string, RequestRecord>;
 }
+
+/** Known requests by requestKey(), from rows read by request_id (other callers' rows included). */
+export const requestsByKey = (rows: readonly RequestRecord[]) => new Map(rows.map((r) => [requestKey(r), r]));
 
 export function keysToRead(units: readonly WriteOp[][]) {
   const gids = new Set<string>();
@@ -69,7 +73,7 @@ export function planWrites(units: readonly WriteOp[][], stored: StoredKeys): Wri
           return;
         }
         case "request": {
-          const id = op.request.requestId;
+          const id = requestKey(op.request);
           const found = stored.requests.get(id) ?? requestsInBatch.get(id);
           if (found) {
             plan.outcomes[unit]![index] = { created: false, existing: found } satisfies RequestResult;

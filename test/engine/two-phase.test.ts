@@ -210,7 +210,26 @@ for (const backend of backends()) {
         // The id belongs to that request: another gid with it is refused, naming the field.
         const other = await failure(client.submit({ ...request, gid: uniqueGid("rid-other") }));
         expect(other.code).toBe(Code.InvalidArgument);
-        expect(other.rawMessage).toMatch(/^request_id: .* was already used for Submit of/);
+        expect(other.rawMessage).toMatch(/^request_id: .* was already used for a different request/);
+        // Same gid and id, other steps: a different request, not a replay (AIP-155).
+        const changed = await failure(client.submit({ ...request, steps: [{ action: svc.httpUrl("/rid-b"), compensate: svc.httpUrl("/rid-u") }] }));
+        expect(changed.code).toBe(Code.InvalidArgument);
+        expect(changed.rawMessage).toMatch(/^request_id: /);
+        expect(svc.callsTo("/rid-b", gid)).toHaveLength(0);
+        // How the caller wants the answer is not part of the request.
+        expect((await client.submit({ ...request, wait: false })).transaction?.status).toBe(TransactionStatus.SUCCEEDED);
+      });
+
+      it("refuses a RegisterBranch of another branch under a known request_id, and stores nothing for it", async () => {
+        const gid = uniqueGid("rid-reg");
+        await client.begin({ gid, mode: Mode.TCC });
+        const b1 = { gid, branchId: "b1", commit: svc.httpUrl("/rid-c"), rollback: svc.httpUrl("/rid-r"), requestId: `r-${gid}` };
+        await client.registerBranch(b1);
+        const b2 = await failure(client.registerBranch({ ...b1, branchId: "b2" }));
+        expect(b2.code).toBe(Code.InvalidArgument);
+        expect(b2.rawMessage).toMatch(/^request_id: /);
+        const tx = (await client.getTransaction({ gid })).transaction!;
+        expect([...new Set(tx.branches.map((b) => b.branchId))]).toEqual(["b1"]);
       });
 
       it("replays Abort and RegisterBranch", async () => {

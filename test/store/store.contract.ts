@@ -184,22 +184,28 @@ export function describeStoreContract(backend: StoreBackend) {
       expect(await store.updateBranch({ gid: "unit", branchId: "01", op: "action" }, ["submitted"], { status: "failed" })).toBe(false);
     });
 
-    it("remembers a request_id once, atomically with the unit's other writes", async () => {
-      const request = { requestId: "req-1", method: "Submit", gid: "rq", createdAt: Date.now() };
+    it("remembers a request_id once per caller, atomically with the unit's other writes", async () => {
+      const request = { requestId: "req-1", caller: "spiffe://a", method: "Submit", gid: "rq", fingerprint: "f1", createdAt: Date.now() };
       const [first, created] = await store.write([{ kind: "request", request }, { kind: "create", transaction: txRecord("rq"), branches: [] }]);
       expect(first).toEqual({ created: true });
       expect(created).toEqual({ created: true });
       const [again] = await store.write([{ kind: "request", request: { ...request, gid: "other" } }]);
       expect(again).toEqual({ created: false, existing: request });
-      expect(await store.getRequest("req-1")).toEqual(request);
-      expect(await store.getRequest("req-2")).toBeUndefined();
+      expect(await store.getRequest("spiffe://a", "req-1")).toEqual(request);
+      expect(await store.getRequest("spiffe://a", "req-2")).toBeUndefined();
+      // The same id from another caller is another request.
+      expect(await store.getRequest("spiffe://b", "req-1")).toBeUndefined();
+      const other = { ...request, caller: "spiffe://b", gid: "rq-b" };
+      expect(await store.write([{ kind: "request", request: other }])).toEqual([{ created: true }]);
+      expect(await store.getRequest("spiffe://b", "req-1")).toEqual(other);
+      expect(await store.getRequest("spiffe://a", "req-1")).toEqual(request);
       // A unit that fails writes neither its request nor its effect.
       const bad = store.write([
         { kind: "request", request: { ...request, requestId: "req-3" } },
         { kind: "create", transaction: txRecord("rq-bad"), branches: [branchRecord("rq-bad", 1, "action"), branchRecord("rq-bad", 1, "action")] },
       ]);
       await expect(bad).rejects.toThrow();
-      expect(await store.getRequest("req-3")).toBeUndefined();
+      expect(await store.getRequest("spiffe://a", "req-3")).toBeUndefined();
     });
 
     it("keeps committed data across close and reopen, re-running migrations harmlessly", async () => {

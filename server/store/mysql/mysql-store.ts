@@ -25,7 +25,7 @@ import { GroupedStore } from "../grouped-store.js";
 import { createUpdateStatements } from "../update-statements.js";
 import type { Store } from "../store.js";
 import type { WriteOp, WriteOutcome } from "../write-ops.js";
-import { keysToRead, planWrites, resolveStored } from "../write-plan.js";
+import { keysToRead, planWrites, requestsByKey, resolveStored } from "../write-plan.js";
 import * as schema from "./schema.js";
 
 const { transactions, branches, requests } = schema;
@@ -157,12 +157,19 @@ class MysqlStore extends GroupedStore {
         ? await conn.query<RowDataPacket[]>(`SELECT gid, status FROM transactions WHERE gid IN (?)${lock ? " FOR UPDATE" : ""}`, [keys.gids])
         : [[]];
       const [requestRows] = keys.requestIds.length
-        ? await conn.query<RowDataPacket[]>("SELECT request_id, method, gid, created_at FROM requests WHERE request_id IN (?)", [keys.requestIds])
+        ? await conn.query<RowDataPacket[]>("SELECT request_id, caller, method, gid, fingerprint, created_at FROM requests WHERE request_id IN (?)", [keys.requestIds])
         : [[]];
       const stored = {
         statuses: new Map(statusRows.map((r) => [String(r.gid), r.status as TransactionRecord["status"]])),
-        requests: new Map(
-          requestRows.map((r) => [String(r.request_id), { requestId: String(r.request_id), method: String(r.method), gid: String(r.gid), createdAt: Number(r.created_at) }]),
+        requests: requestsByKey(
+          requestRows.map((r) => ({
+            requestId: String(r.request_id),
+            caller: String(r.caller),
+            method: String(r.method),
+            gid: String(r.gid),
+            fingerprint: String(r.fingerprint),
+            createdAt: Number(r.created_at),
+          })),
         ),
       };
       plan = planWrites(units, stored);
@@ -205,8 +212,8 @@ class MysqlStore extends GroupedStore {
     return resolveStored(plan, (gid) => this.#getRow(gid));
   }
 
-  async getRequest(requestId: string): Promise<RequestRecord | undefined> {
-    const [row] = await this.db.select().from(requests).where(eq(requests.requestId, requestId));
+  async getRequest(caller: string, requestId: string): Promise<RequestRecord | undefined> {
+    const [row] = await this.db.select().from(requests).where(and(eq(requests.requestId, requestId), eq(requests.caller, caller)));
     return row;
   }
 

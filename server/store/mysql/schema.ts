@@ -70,10 +70,14 @@ export const branches = mysqlTable(
 export const requests = mysqlTable(
   "requests",
   {
-    requestId: varchar("request_id", { length: 128 }).primaryKey(),
+    requestId: varchar("request_id", { length: 128 }).notNull(),
+    /** An identity, or a digest of one longer than fits (see RequestIds). */
+    caller: varchar("caller", { length: 200 }).notNull().default(""),
     method: varchar("method", { length: 32 }).notNull(),
     gid: varchar("gid", { length: 128 }).notNull(),
+    fingerprint: varchar("fingerprint", { length: 64 }).notNull().default(""),
     createdAt: millis("created_at").notNull(),
   },
-  (t) => [index("requests_created_idx").on(t.createdAt)],
+  // request_id first, so a group's lookup by request_id IN (…) uses the key.
+  (t) => [primaryKey({ columns: [t.requestId, t.caller] }), index("requests_created_idx").on(t.createdAt)],
 );

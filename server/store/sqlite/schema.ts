@@ -53,10 +53,13 @@ export const branches = sqliteTable(
 export const requests = sqliteTable(
   "requests",
   {
-    requestId: text("request_id").primaryKey(),
+    requestId: text("request_id").notNull(),
+    caller: text("caller").notNull().default(""),
     method: text("method").notNull(),
     gid: text("gid").notNull(),
+    fingerprint: text("fingerprint").notNull().default(""),
     createdAt: integer("created_at").notNull(),
   },
-  (t) => [index("requests_created_idx").on(t.createdAt)],
+  // request_id first, so a group's lookup by request_id IN (…) uses the key.
+  (t) => [primaryKey({ columns: [t.requestId, t.caller] }), index("requests_created_idx").on(t.createdAt)],
 );

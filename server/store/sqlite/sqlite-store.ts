@@ -12,7 +12,7 @@ import type { ListPage, ListQuery, RequestRecord, TransactionRecord, Transaction
 import { listOrder, listWhere, sortBranches, toBranchRecord, toBranchRow, toListPage, toTransactionRecord } from "../row-mapping.js";
 import type { Store } from "../store.js";
 import type { WriteOp, WriteOutcome } from "../write-ops.js";
-import { keysToRead, planWrites, resolveStored } from "../write-plan.js";
+import { keysToRead, planWrites, requestsByKey, resolveStored } from "../write-plan.js";
 import * as schema from "./schema.js";
 
 const { transactions, branches, requests } = schema;
@@ -69,7 +69,7 @@ class SqliteStore extends GroupedStore {
     const rows = new Map(txRows.map((r) => [r.gid, toTransactionRecord(r)]));
     const stored = {
       statuses: new Map([...rows.values()].map((r) => [r.gid, r.status])),
-      requests: new Map(requestRows.map((r) => [r.requestId, r])),
+      requests: requestsByKey(requestRows),
     };
     const plan = planWrites(units, stored);
     const toStatement = (query: { toSQL(): { sql: string; params: unknown[] } }) => {
@@ -107,8 +107,8 @@ class SqliteStore extends GroupedStore {
     return withStored();
   }
 
-  async getRequest(requestId: string): Promise<RequestRecord | undefined> {
-    const [row] = await this.db.select().from(requests).where(eq(requests.requestId, requestId));
+  async getRequest(caller: string, requestId: string): Promise<RequestRecord | undefined> {
+    const [row] = await this.db.select().from(requests).where(and(eq(requests.requestId, requestId), eq(requests.caller, caller)));
     return row;
   }
 
