@@ -9,17 +9,34 @@ import { startCoordinatorProcess } from "../support/coordinator-process.js";
 import { startEtcd, type ThrowawayEtcd } from "../support/etcd.js";
 import { startMariadb, type ThrowawayMariadb } from "../support/mariadb.js";
 import { countFinal, expectBooksBalance, waitForAllFinal } from "../support/bank-books.js";
+import { waitUntil } from "../support/wait-until.js";
 
 // 3 coordinators on one MariaDB, found through etcd, under a steady bounded load of SAGA and TCC
 // transfers, while coordinators are killed with SIGKILL and restarted, MariaDB is stopped and
 // restarted, and a bank answers 5xx or hangs for a while. At the end every accepted transaction
 // is final and the money adds up.
-const LOAD_MS = 30_000;
+//
+// Nothing here depends on how fast the machine is: the chaos runs a fixed number of rounds, each
+// waiting (with generous bounds) for the load to make progress or for the fault to be seen, and the
+// load runs until the chaos is over and a fixed number of transfers has started.
+const ROUNDS = 7;
+const COORDINATORS = 3;
 const WORKERS = 6;
-const MAX_TRANSFERS = 2000;
+/** Transfers that must end (answered or refused) between two kills: the cluster works in between. */
+const PROGRESS_PER_ROUND = 20;
+/** The load starts at least this many transfers, and goes on until the chaos is over. */
+const MIN_TRANSFERS = 300;
+/** Bounds of the load loop, whatever happens: a count and a generous time. */
+const MAX_TRANSFERS = 5000;
+const LOAD_MAX_MS = 180_000;
+/** Generous bound for any one thing the chaos waits for. */
+const WAIT_MS = 60_000;
+/** Calls bank B must have answered 5xx (then hung on) before it heals. */
+const FAULTY_CALLS = 10;
+/** The database stays down at least this long: past the engine lease (1 s), so leases lapse meanwhile. */
+const OUTAGE_MIN_MS = 2000;
 /** Pause between a worker's transfers, so the load is steady across the whole chaos period. */
 const PACE_MS = 100;
-const COORDINATORS = 3;
 
 let mariadb: ThrowawayMariadb;
 let etcd: ThrowawayEtcd;
@@ -47,7 +64,7 @@ afterAll(async () => {
   await mariadb?.stop();
 });
 
-it("keeps every accepted transaction and conserves money through crashes and outages", { timeout: 170_000 }, async () => {
+it("keeps every accepted transaction and conserves money through crashes and outages", { timeout: 360_000 }, async () => {
   const store = mariadb.url("accord");
   const coordinatorArgs = (i: number) => [
     "--engine-coordinator-id", `fault-${i}`,
@@ -63,12 +80,22 @@ it("keeps every accepted transaction and conserves money through crashes and out
     for (const p of procs) if (p && p.child.exitCode === null && p.child.signalCode === null) (p.child.kill("SIGTERM"), await p.exited);
   });
 
-  // Bank B misbehaves on demand: 5xx, or hanging past the branch timeout.
+  // Bank B misbehaves on demand: 5xx, or hanging past the branch timeout. It counts the calls it
+  // spoiled, so the chaos knows when a fault has really been felt.
   let bankBMode: "ok" | "5xx" | "hang" = "ok";
+  const spoiled = { fiveHundreds: 0, hangs: 0 };
   const bankA = await startBankService(ledgerA);
   const bankB = await startBankService(ledgerB, {
-    failBefore: () => bankBMode === "5xx",
-    hangMs: () => (bankBMode === "hang" ? 1500 : 0),
+    failBefore: () => {
+      if (bankBMode !== "5xx") return false;
+      spoiled.fiveHundreds++;
+      return true;
+    },
+    hangMs: () => {
+      if (bankBMode !== "hang") return 0;
+      spoiled.hangs++;
+      return 1500;
+    },
   });
   closers.push(() => bankA.server.close(), () => bankB.server.close());
 
@@ -76,11 +103,14 @@ it("keeps every accepted transaction and conserves money through crashes and out
   closers.push(() => accord.close());
   const transfer = transfers(accord, { a: { url: bankA.url, ledger: ledgerA }, b: { url: bankB.url } });
 
-  const figures = { submitted: 0, clientErrors: 0, killed: 0, restarted: 0, gids: new Set<string>() };
-  const stopAt = Date.now() + LOAD_MS;
+  const figures = { submitted: 0, clientErrors: 0, killed: 0, restarted: 0, outages: 0, gids: new Set<string>() };
+  const ended = () => figures.submitted + figures.clientErrors;
+  const loadDeadline = Date.now() + LOAD_MAX_MS;
+  let chaosOver = false;
+  let chaosFailed = false;
   let started = 0;
   const worker = async (w: number) => {
-    while (Date.now() < stopAt && started < MAX_TRANSFERS) {
+    while (!chaosFailed && !(chaosOver && started >= MIN_TRANSFERS) && started < MAX_TRANSFERS && Date.now() < loadDeadline) {
       const n = started++;
       const from = `a${(n * 7 + w) % 10}`;
       const to = `b${(n * 3 + w) % 10}`;
@@ -99,20 +129,39 @@ it("keeps every accepted transaction and conserves money through crashes and out
     }
   };
 
+  /** Waits until `count` more transfers have ended (answered or refused) than when called. */
+  const progress = (count: number, what: string) => {
+    const target = ended() + count;
+    return waitUntil(async () => ended() >= target, `${count} transfers to end ${what}`, WAIT_MS, 50);
+  };
   const chaos = async () => {
-    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-    let round = 0;
-    while (Date.now() < stopAt - 3000) {
-      await sleep(3000);
-      round++;
+    for (let round = 1; round <= ROUNDS; round++) {
+      // Each round waits as long as it needs: for the load to make progress since the last
+      // restart, or, while bank B misbehaves, for enough calls to have met the fault.
+      if (round === 6) await waitUntil(async () => spoiled.fiveHundreds >= FAULTY_CALLS, `bank B to answer ${FAULTY_CALLS} calls with 5xx`, WAIT_MS);
+      else if (round === 7) await waitUntil(async () => spoiled.hangs >= FAULTY_CALLS, `bank B to hang on ${FAULTY_CALLS} calls`, WAIT_MS);
+      else await progress(PROGRESS_PER_ROUND, `before round ${round}`);
+
       const victim = round % COORDINATORS;
       procs[victim]!.child.kill("SIGKILL");
       await procs[victim]!.exited;
       figures.killed++;
       if (round === 3) {
-        await mariadb.pause(); // the database goes away for a few seconds
-        await sleep(3000);
+        // The database goes away until every surviving coordinator sees it gone, and at least
+        // past the engine lease.
+        const downSince = Date.now();
+        await mariadb.pause();
+        const alive = procs.filter((_, i) => i !== victim);
+        await waitUntil(
+          async () => (await Promise.all(alive.map(async (p) => (await fetch(`${p!.url}/healthz`)).status))).every((s) => s === 503),
+          "every running coordinator to report the store down",
+          WAIT_MS,
+          100,
+        );
+        const left = OUTAGE_MIN_MS - (Date.now() - downSince);
+        if (left > 0) await new Promise((r) => setTimeout(r, left));
         await mariadb.resume();
+        figures.outages++;
       }
       if (round === 5) bankBMode = "5xx";
       if (round === 6) bankBMode = "hang";
@@ -120,10 +169,27 @@ it("keeps every accepted transaction and conserves money through crashes and out
       procs[victim] = await startCoordinatorProcess(store, coordinatorArgs(victim));
       figures.restarted++;
     }
-    bankBMode = "ok";
+    // After the last restart, with every fault healed, the cluster keeps finishing transfers.
+    await progress(PROGRESS_PER_ROUND, "after the last round");
   };
 
-  await Promise.all([chaos(), ...Array.from({ length: WORKERS }, (_, w) => worker(w))]);
+  await Promise.all([
+    chaos().then(
+      () => void (chaosOver = true),
+      (error: unknown) => {
+        chaosFailed = true;
+        throw error;
+      },
+    ),
+    ...Array.from({ length: WORKERS }, (_, w) => worker(w)),
+  ]);
+  bankBMode = "ok";
+
+  // The chaos ran every round, and the load did the work it had to, within its bounds.
+  expect(figures).toMatchObject({ killed: ROUNDS, restarted: ROUNDS, outages: 1 });
+  expect(spoiled.fiveHundreds).toBeGreaterThanOrEqual(FAULTY_CALLS);
+  expect(spoiled.hangs).toBeGreaterThanOrEqual(FAULTY_CALLS);
+  expect(started).toBeGreaterThanOrEqual(MIN_TRANSFERS);
 
   // Every accepted transaction reaches a final state.
   await waitForAllFinal(accord, 90_000);
@@ -138,9 +204,9 @@ it("keeps every accepted transaction and conserves money through crashes and out
   console.log(
     `fault suite: ${started} transfers started, ${figures.submitted} answered, ${succeeded} succeeded, ${failed} failed, ` +
       `${figures.clientErrors} client errors, ${figures.killed} coordinators killed and restarted, ` +
-      `1 database outage, bank B 5xx and hanging for a while; money moved ${10_000 - totalA!}, total ${totalA! + totalB!}`,
+      `${figures.outages} database outage, bank B answered ${spoiled.fiveHundreds} calls 5xx and hung on ${spoiled.hangs}; ` +
+      `money moved ${10_000 - totalA!}, total ${totalA! + totalB!}`,
   );
   expect(succeeded).toBeGreaterThan(100);
   expect(failed).toBeGreaterThan(0);
-  expect(figures.killed).toBeGreaterThanOrEqual(5);
 });
