@@ -18,6 +18,8 @@ export interface BranchCallRecord {
 /** What a scripted endpoint answers: an HTTP-like status, optionally after a delay. */
 export interface Reply {
   status: number;
+  /** Answer only once this settles (e.g. a gate the test opens when it has seen what it needs). */
+  until?: Promise<unknown>;
   delayMs?: number;
   body?: string;
 }
@@ -76,6 +78,7 @@ export class TestBranchService {
     this.calls.push(call);
     const script = this.#scripts.get(call.name);
     const reply = script ? script(call, callsSoFar) : { status: 200 };
+    if (reply.until) await reply.until;
     if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
     if (reply.status >= 200 && reply.status < 300) this.#applyEffect(call);
     return reply;

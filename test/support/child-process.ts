@@ -13,7 +13,7 @@ export async function terminate(proc: ChildProcess | undefined): Promise<void> {
  * Starts a throwaway server binary and waits until `ready` says it serves (failing with its
  * stderr if it exits first). Resolves with a function that stops it.
  */
-export async function startServerProcess(command: string, args: string[], ready: () => Promise<boolean>, timeoutMs = 30_000): Promise<() => Promise<void>> {
+export async function startServerProcess(command: string, args: string[], ready: () => Promise<boolean>, timeoutMs = 60_000): Promise<() => Promise<void>> {
   const proc = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   proc.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));

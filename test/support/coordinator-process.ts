@@ -51,6 +51,6 @@ export async function startCoordinatorProcess(store: string, extraArgs: string[]
   await waitUntil(async () => {
     if (proc.child.exitCode !== null) throw new Error(`coordinator exited: ${proc.output().stderr}`);
     return client.newGid({});
-  }, "the coordinator process to serve", 20_000);
+  }, "the coordinator process to serve", 60_000); // generous: a busy machine starts tsx slowly
   return { ...proc, url, client };
 }

@@ -18,3 +18,35 @@ export async function waitUntil<T>(
   }
   throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
 }
+
+/**
+ * A one-shot signal for holding something (a branch call, say) until the test has seen what it
+ * needs, instead of guessing a delay. `opened` resolves once `open()` is called, or after
+ * `maxMs` at the latest, so a failed test never leaves a call hanging for ever.
+ */
+export interface Gate {
+  opened: Promise<void>;
+  open(): void;
+  isOpen(): boolean;
+}
+
+export function gate(maxMs = 60_000): Gate {
+  let release = () => {};
+  let open = false;
+  const opened = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, maxMs);
+    timer.unref();
+    release = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
+  return {
+    opened,
+    open() {
+      open = true;
+      release();
+    },
+    isOpen: () => open,
+  };
+}
