@@ -8,7 +8,7 @@ import type { RunningCoordinator } from "../../server/coordinator.js";
 import { TestBranchService } from "../support/branch-service.js";
 import { startTestCoordinator } from "../support/coordinator.js";
 import { backends } from "../support/stores.js";
-import { waitUntil } from "../support/wait-until.js";
+import { gate, waitUntil } from "../support/wait-until.js";
 
 let counter = 0;
 const uniqueGid = (name: string) => `${name}-${Date.now()}-${counter++}`;
@@ -79,11 +79,12 @@ for (const backend of backends()) {
 
       it("aborts a PREPARED transaction older than its prepared_timeout", async () => {
         const gid = uniqueGid("tcc-timeout");
-        await client.begin({ gid, mode: Mode.TCC, options: { preparedTimeout: durationFromMs(300) } });
+        // Long enough for the registration to land first, however slow the machine.
+        await client.begin({ gid, mode: Mode.TCC, options: { preparedTimeout: durationFromMs(1500) } });
         await register(gid, "b1", "tcc-timeout");
         const done = await final(gid);
         expect(done.status).toBe(TransactionStatus.FAILED);
-        expect(done.failureReason).toMatch(/prepared_timeout of 300ms/);
+        expect(done.failureReason).toMatch(/prepared_timeout of 1500ms/);
         expect(opsCalled(gid)).toEqual(["b1:cancel"]);
       });
 
@@ -268,7 +269,9 @@ for (const backend of backends()) {
     describe("WatchTransaction", () => {
       it("sends the current state, then every transition in order, and ends", async () => {
         const gid = uniqueGid("watch");
-        svc.on("/watch-b", () => ({ status: 409, delayMs: 150 }));
+        // b answers only once the watch has its first state, so the watch sees every transition.
+        const watching = gate();
+        svc.on("/watch-b", () => ({ status: 409, until: watching.opened }));
         await client.submit({
           gid,
           mode: Mode.SAGA,
@@ -278,7 +281,10 @@ for (const backend of backends()) {
           ],
         });
         const seen: Transaction[] = [];
-        for await (const update of client.watchTransaction({ gid }, { timeoutMs: 10_000 })) seen.push(update.transaction!);
+        for await (const update of client.watchTransaction({ gid }, { timeoutMs: 30_000 })) {
+          seen.push(update.transaction!);
+          watching.open();
+        }
         const statuses = seen.map((t) => t.status).filter((s, i, all) => s !== all[i - 1]);
         expect(statuses).toEqual([TransactionStatus.SUBMITTED, TransactionStatus.ABORTING, TransactionStatus.FAILED]);
         expect(seen.at(-1)?.failedBranchId).toBe("02");
@@ -289,14 +295,19 @@ for (const backend of backends()) {
         const other = await startTestCoordinator(coordinatorStoreUrl);
         try {
           const gid = uniqueGid("watch-other");
-          svc.on("/watch-other", () => ({ status: 200, delayMs: 200 }));
+          // The branch answers only once the watch has its first state.
+          const watching = gate();
+          svc.on("/watch-other", () => ({ status: 200, until: watching.opened }));
           await createClient(CoordinatorService, createGrpcTransport({ baseUrl: other.url })).submit({
             gid,
             mode: Mode.SAGA,
             steps: [{ action: svc.httpUrl("/watch-other"), compensate: svc.httpUrl("/watch-other-undo") }],
           });
           const statuses: TransactionStatus[] = [];
-          for await (const update of client.watchTransaction({ gid }, { timeoutMs: 10_000 })) statuses.push(update.transaction!.status);
+          for await (const update of client.watchTransaction({ gid }, { timeoutMs: 30_000 })) {
+            statuses.push(update.transaction!.status);
+            watching.open();
+          }
           expect(statuses.at(0)).toBe(TransactionStatus.SUBMITTED);
           expect(statuses.at(-1)).toBe(TransactionStatus.SUCCEEDED);
         } finally {

@@ -27,14 +27,18 @@ export async function waitUntil<T>(
 export interface Gate {
   opened: Promise<void>;
   open(): void;
+  /** True when `open()` was called before `maxMs` ran out. */
   isOpen(): boolean;
 }
 
 export function gate(maxMs = 60_000): Gate {
   let release = () => {};
-  let open = false;
+  let state: "closed" | "open" | "timed out" = "closed";
   const opened = new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, maxMs);
+    const timer = setTimeout(() => {
+      if (state === "closed") state = "timed out";
+      resolve();
+    }, maxMs);
     timer.unref();
     release = () => {
       clearTimeout(timer);
@@ -44,9 +48,9 @@ export function gate(maxMs = 60_000): Gate {
   return {
     opened,
     open() {
-      open = true;
+      if (state === "closed") state = "open";
       release();
     },
-    isOpen: () => open,
+    isOpen: () => state === "open",
   };
 }
