@@ -14,14 +14,22 @@ const svc = new TestBranchService();
 const backend = sqliteBackend();
 let inFlight = 0;
 let peak = 0;
+/** How many calls the limit under test lets in at once: each call is held until that many are in. */
+let limit = 1;
 
 beforeAll(async () => {
   await svc.listenHttp();
   svc.on("/slow", () => {
     inFlight++;
     peak = Math.max(peak, inFlight);
-    setTimeout(() => inFlight--, 100);
-    return { status: 200, delayMs: 100 };
+    // Held until as many calls as the limit allows are in flight (so reaching the limit does not
+    // depend on timing), then a little longer, so that a call the limit should have kept out
+    // would arrive while the others are still in.
+    const held = waitUntil(async () => inFlight >= limit, `${limit} calls in flight`, 10_000)
+      .catch(() => undefined)
+      .then(() => new Promise((r) => setTimeout(r, 100)))
+      .finally(() => inFlight--);
+    return { status: 200, until: held };
   });
 });
 afterAll(async () => {
@@ -31,7 +39,8 @@ afterAll(async () => {
 
 it("never has more calls in flight to one host than maxCallsPerHost", async () => {
   peak = 0;
-  const invoker = createBranchInvoker({ maxCallsPerHost: 2 });
+  limit = 2;
+  const invoker = createBranchInvoker({ maxCallsPerHost: limit });
   try {
     const outcomes = await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
@@ -47,7 +56,8 @@ it("never has more calls in flight to one host than maxCallsPerHost", async () =
 
 it("runs at most maxRunningTransactions at once and leaves the rest to the poller", async () => {
   peak = 0;
-  const coordinator = await startTestCoordinator(await backend.freshUrl(), { engine: { maxRunningTransactions: 1 } });
+  limit = 1;
+  const coordinator = await startTestCoordinator(await backend.freshUrl(), { engine: { maxRunningTransactions: limit } });
   try {
     const client = createClient(CoordinatorService, createGrpcTransport({ baseUrl: coordinator.url }));
     const gids = Array.from({ length: 4 }, (_, i) => `bulkhead-${Date.now()}-${i}`);
