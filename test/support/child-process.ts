@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { waitUntil } from "./wait-until.js";
+import { GiveUp, waitUntil } from "./wait-until.js";
 
 /** Stops a process the way an operator would (SIGTERM) and waits for it to exit. */
 export async function terminate(proc: ChildProcess | undefined): Promise<void> {
@@ -19,7 +19,7 @@ export async function startServerProcess(command: string, args: string[], ready:
   proc.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   await waitUntil(
     async () => {
-      if (proc.exitCode !== null) throw new Error(`${command} exited ${proc.exitCode}: ${stderr}`);
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new GiveUp(`${command} exited ${proc.exitCode ?? proc.signalCode}: ${stderr}`);
       return ready();
     },
     `${command} to serve`,

@@ -3,7 +3,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { CoordinatorService } from "../../gen/accord/v1/coordinator_pb.js";
 import { freePort } from "./free-port.js";
-import { waitUntil } from "./wait-until.js";
+import { GiveUp, waitUntil } from "./wait-until.js";
 
 /** The real entry point (what `npm start` runs) as a child process. */
 export interface CoordinatorProcess {
@@ -49,7 +49,10 @@ export async function startCoordinatorProcess(store: string, extraArgs: string[]
   const url = `http://127.0.0.1:${port}`;
   const client = createClient(CoordinatorService, createGrpcTransport({ baseUrl: url }));
   await waitUntil(async () => {
-    if (proc.child.exitCode !== null) throw new Error(`coordinator exited: ${proc.output().stderr}`);
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+      const { stdout, stderr } = proc.output();
+      throw new GiveUp(`coordinator exited (${proc.child.exitCode ?? proc.child.signalCode}) before serving: ${(stderr || stdout).slice(-2000)}`);
+    }
     return client.newGid({});
   }, "the coordinator process to serve", 60_000); // generous: a busy machine starts tsx slowly
   return { ...proc, url, client };

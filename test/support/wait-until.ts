@@ -1,4 +1,10 @@
-/** Polls `probe` until it resolves truthy, or fails after `timeoutMs` with the last error. */
+/** Thrown by a probe when waiting longer is pointless (say, the process it waits for exited). */
+export class GiveUp extends Error {}
+
+/**
+ * Polls `probe` until it resolves truthy, or fails after `timeoutMs` with the last error; at once
+ * if the probe throws `GiveUp`.
+ */
 export async function waitUntil<T>(
   probe: () => Promise<T | undefined | false>,
   what: string,
@@ -12,6 +18,7 @@ export async function waitUntil<T>(
       const value = await probe();
       if (value) return value;
     } catch (error) {
+      if (error instanceof GiveUp) throw error;
       lastError = error;
     }
     await new Promise((r) => setTimeout(r, intervalMs));
