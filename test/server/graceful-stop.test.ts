@@ -7,6 +7,7 @@ import { openStore } from "../../server/store/index.js";
 import { TestBranchService } from "../support/branch-service.js";
 import { startTestCoordinator } from "../support/coordinator.js";
 import { sqliteBackend } from "../support/stores.js";
+import { waitUntil } from "../support/wait-until.js";
 
 const backend = sqliteBackend();
 const svc = new TestBranchService();
@@ -25,7 +26,8 @@ it("answers in-flight calls before stopping and leaves unfinished work for recov
     { gid: "stop-1", mode: Mode.SAGA, wait: true, steps: [{ action: svc.httpUrl("/pending"), compensate: svc.httpUrl("/undo") }] },
     { timeoutMs: 10_000 },
   );
-  await new Promise((r) => setTimeout(r, 300));
+  // The saga is running and the Submit waiting on it once the branch has been called.
+  await waitUntil(async () => svc.callsTo("/pending", "stop-1").length > 0, "the saga to call its branch");
   const stopped = coordinator.stop();
   const { transaction } = await inFlight;
   await stopped;

@@ -18,11 +18,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-it("serves, then stops gracefully on SIGTERM with exit code 0", async () => {
+it("serves, then stops gracefully on SIGTERM with exit code 0", { timeout: 120_000 }, async () => {
   const port = await freePort();
   const main = spawnCoordinator(["--port", String(port)], { ACCORD_STORE: `file:${join(dir, "a.db")}` });
   const client = createClient(CoordinatorService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
-  const { gid } = await waitUntil(() => client.newGid({}), "the coordinator to serve");
+  const { gid } = await waitUntil(() => client.newGid({}), "the coordinator to serve", 60_000); // a busy machine starts tsx slowly
   expect(gid).toMatch(/^[0-9A-Z]{26}$/);
   main.child.kill("SIGTERM");
   expect(await main.exited).toBe(0);
@@ -30,7 +30,7 @@ it("serves, then stops gracefully on SIGTERM with exit code 0", async () => {
   await expect(client.newGid({})).rejects.toThrow();
 });
 
-it("refuses to start on a bad config value with one line naming the key", async () => {
+it("refuses to start on a bad config value with one line naming the key", { timeout: 120_000 }, async () => {
   const main = spawnCoordinator([], { ACCORD_PORT: "70000" });
   expect(await main.exited).toBe(2);
   const lines = main.output().stderr.trim().split("\n");
