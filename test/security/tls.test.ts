@@ -64,7 +64,9 @@ beforeAll(async () => {
     },
     logger,
   );
-  await new Promise((r) => setTimeout(r, 1100)); // let the 0-day certificate expire
+  // Let the 0-day certificate expire: its notAfter has whole seconds, and it is valid through it.
+  const notAfter = new Date(new X509Certificate(expired.cert).validTo).getTime();
+  await waitUntil(async () => Date.now() >= notAfter + 1000, "the 0-day certificate to expire");
 });
 afterAll(async () => {
   await coordinator.stop();
@@ -153,7 +155,7 @@ describe("TLS and mTLS on the one port", () => {
     await copyFile(next.certFile, serverCertFile);
     const serialOf = (c: CertFiles) => new X509Certificate(c.cert).serialNumber;
     expect(before).toBe(serialOf(server));
-    await waitUntil(async () => (await peer()).cert.serialNumber === serialOf(next), "the new certificate to be served", 10_000);
+    await waitUntil(async () => (await peer()).cert.serialNumber === serialOf(next), "the new certificate to be served", 30_000);
 
     const third = await pki.leaf(ca, { cn: "localhost", san: ["DNS:localhost", "IP:127.0.0.1"], serverAuth: true });
     await copyFile(third.keyFile, serverKeyFile);
