@@ -1,10 +1,14 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import {
+  constants as h2constants,
   createSecureServer,
   createServer as createHttp2Server,
+  type Http2SecureServer,
+  type Http2Server,
   type Http2ServerRequest,
   type Http2ServerResponse,
   type Http2Session,
+  type ServerHttp2Stream,
 } from "node:http2";
 import { createServer as createNetServer, type Socket } from "node:net";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -20,6 +24,15 @@ export interface OnePortOptions {
   logger: Logger;
   /** A connection that sends nothing for this long is closed (slowloris guard). */
   idleTimeoutMs?: number;
+  /** HTTP/2: streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused. */
+  maxConcurrentStreams: number;
+  /**
+   * HTTP/2: a stream with no frame in either direction for this long is reset (RST_STREAM CANCEL)
+   * while it waits on the peer — for the rest of its request, or to read its response. A stream
+   * whose request is complete and whose response is not stuck is waiting on the coordinator
+   * (a quiet WatchTransaction, a Submit with wait) and is kept.
+   */
+  idleStreamMs: number;
   /** TLS on the port (ALPN picks HTTP/2 or HTTP/1.1); cleartext when absent. */
   tls?: TlsOptions;
 }
@@ -71,6 +84,7 @@ function listenTls(options: OnePortOptions, tls: TlsOptions): Promise<OnePortSer
       minVersion: "TLSv1.2",
       requestCert: tls.mtls !== "off",
       rejectUnauthorized: tls.mtls === "required",
+      settings: { maxConcurrentStreams: options.maxConcurrentStreams },
     },
     ((req: Http2ServerRequest, res: Http2ServerResponse) => {
       inFlight++;
@@ -79,6 +93,7 @@ function listenTls(options: OnePortOptions, tls: TlsOptions): Promise<OnePortSer
     }) as never,
   );
   server.setTimeout(0);
+  closeIdleStreams(server, options);
   server.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
@@ -137,7 +152,11 @@ function listenCleartext(options: OnePortOptions): Promise<OnePortServer> {
     else socket.destroy();
   });
 
-  const http2 = createHttp2Server({ maxSessionMemory: 64 }, counted as (req: Http2ServerRequest, res: Http2ServerResponse) => void);
+  const http2 = createHttp2Server(
+    { maxSessionMemory: 64, settings: { maxConcurrentStreams: options.maxConcurrentStreams } },
+    counted as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
+  );
+  closeIdleStreams(http2, options);
   http2.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
@@ -195,6 +214,31 @@ function listenCleartext(options: OnePortOptions): Promise<OnePortServer> {
           return drainAndClose({ server: net, sessions, sockets, inFlight: () => inFlight, graceMs, logger });
         },
       });
+    });
+  });
+}
+
+/**
+ * Resets HTTP/2 streams that wait on the peer for longer than `idleStreamMs`: a request never
+ * finished (headers sent, body never ends) or a response the peer stopped reading. Each one holds
+ * memory in the session and a handler, and only the per-connection stream limit bounds them.
+ */
+function closeIdleStreams(server: Http2Server | Http2SecureServer, options: Pick<OnePortOptions, "idleStreamMs" | "logger">): void {
+  const { idleStreamMs, logger } = options;
+  server.on("stream", (stream: ServerHttp2Stream, headers) => {
+    // Node refreshes this timer on every frame read or written on the stream, and does not fire
+    // it while a write is still making progress.
+    stream.setTimeout(idleStreamMs, () => {
+      if (stream.destroyed || stream.closed) return;
+      const requestComplete = stream.state.remoteClose === 1;
+      const responseStuck = stream.writableLength > 0;
+      // The next frame sent re-arms the timer, so a kept Watch is checked again once it writes.
+      if (requestComplete && !responseStuck) return;
+      logger.debug(
+        { path: headers[":path"], streamId: stream.id, idleStreamMs, requestComplete, responseStuck },
+        "HTTP/2 stream idle too long; resetting it",
+      );
+      stream.close(h2constants.NGHTTP2_CANCEL);
     });
   });
 }

@@ -14,6 +14,7 @@ export function testConfig(store: string, overrides: DeepPartial<AccordConfig> =
     log: { ...base.log, ...overrides.log },
     mysql: { ...base.mysql, ...overrides.mysql },
     limits: { ...base.limits, ...overrides.limits },
+    ops: { ...base.ops, ...overrides.ops },
     shutdown: { ...base.shutdown, graceMs: 2000, ...overrides.shutdown },
     // Fast retries and polling keep the suites short; tests override per case.
     cluster: { ...base.cluster, ...overrides.cluster },
