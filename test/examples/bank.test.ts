@@ -26,7 +26,8 @@ function random(seed: number) {
 describe("bank transfer example", () => {
   const [sqlite, mariadb] = backends();
 
-  it("npm run example:bank transfers in SAGA, TCC and MSG form on SQLite banks", async () => {
+  // Runs npm and tsx in a child process: a few seconds here, far more on a busy machine.
+  it("npm run example:bank transfers in SAGA, TCC and MSG form on SQLite banks", { timeout: 120_000 }, async () => {
     const coordinator = await startTestCoordinator(await sqlite!.freshUrl());
     try {
       const { stdout } = await exec("npm", ["run", "--silent", "example:bank"], { env: { ...process.env, ACCORD_URL: coordinator.url } });
@@ -68,7 +69,8 @@ describe("bank transfer example", () => {
       await ledgerB.close();
     });
 
-    it("conserves money: no negative balance, nothing frozen, every transaction final", async () => {
+    // A fixed 200 transfers, however long they take: ~15 s here, over 30 s beside a busy core.
+    it("conserves money: no negative balance, nothing frozen, every transaction final", { timeout: 240_000 }, async () => {
       const chance = random(42);
       const faults = { failBefore: () => chance() < 0.1, failAfter: () => chance() < 0.1 };
       const bankA = await startBankService(ledgerA, faults);
@@ -89,7 +91,7 @@ describe("bank transfer example", () => {
       );
 
       // Every accepted transaction reaches a final state (some replies may have come before the end).
-      await waitForAllFinal(accord, 60_000);
+      await waitForAllFinal(accord, 120_000);
       const [totalA, totalB] = await expectBooksBalance([ledgerA, ledgerB], 1000);
       const succeeded = await countFinal(accord, TransactionStatus.SUCCEEDED);
       const failed = await countFinal(accord, TransactionStatus.FAILED);

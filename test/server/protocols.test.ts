@@ -75,14 +75,15 @@ describe("one port, three protocols", () => {
     expect(first < second).toBe(true);
   });
 
-  it("lists the accord.v1 services through gRPC reflection (buf curl)", async () => {
+  // buf curl through npx: a few seconds here, more on a busy machine.
+  it("lists the accord.v1 services through gRPC reflection (buf curl)", { timeout: 120_000 }, async () => {
     const { stdout } = await exec("npx", ["--no-install", "buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--list-methods", coordinator.url]);
     expect(stdout).toContain("accord.v1.CoordinatorService/Submit");
     expect(stdout).toContain("accord.v1.AdminService/RetryTransaction");
     expect(stdout).toContain("grpc.health.v1.Health/Check");
   });
 
-  it("describes a method's request through reflection, so buf curl can call without proto files", async () => {
+  it("describes a method's request through reflection, so buf curl can call without proto files", { timeout: 120_000 }, async () => {
     const { stdout } = await exec("npx", [
       "--no-install", "buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge",
       "-d", "{}", `${coordinator.url}/accord.v1.CoordinatorService/NewGid`,
