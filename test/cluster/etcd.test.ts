@@ -7,7 +7,7 @@ import { startTestCoordinator } from "../support/coordinator.js";
 import { startCoordinatorProcess } from "../support/coordinator-process.js";
 import { startEtcd, type ThrowawayEtcd } from "../support/etcd.js";
 import { startMariadb, type ThrowawayMariadb } from "../support/mariadb.js";
-import { waitUntil } from "../support/wait-until.js";
+import { gate, waitUntil } from "../support/wait-until.js";
 
 const PREFIX = "accord/v1/coordinators/";
 
@@ -46,7 +46,7 @@ describe("etcd registration and discovery", () => {
     expect((await registered())[`${PREFIX}c-reg`]).toBeUndefined();
   });
 
-  it("keeps serving while etcd is down and registers once it is back", async () => {
+  it("keeps serving while etcd is down and registers once it is back", { timeout: 120_000 }, async () => {
     await etcd.pause();
     const coordinator = await startTestCoordinator(mariadb.url("down"), {
       engine: { coordinatorId: "c-down" },
@@ -60,47 +60,55 @@ describe("etcd registration and discovery", () => {
       expect(tx.status).toBe(TransactionStatus.SUCCEEDED);
       await waitUntil(async () => (await healthz(coordinator)).etcd === "unavailable", "health to show etcd unavailable");
       await etcd.resume();
-      await waitUntil(async () => (await registered())[`${PREFIX}c-down`], "registration after etcd is back", 20_000);
+      await waitUntil(async () => (await registered())[`${PREFIX}c-down`], "registration after etcd is back", 60_000);
       expect((await healthz(coordinator)).etcd).toBe("registered");
     } finally {
       await coordinator.stop();
     }
   });
 
-  it("lets a killed coordinator's key expire with its lease", async () => {
+  it("lets a killed coordinator's key expire with its lease", { timeout: 120_000 }, async () => {
     const proc = await startCoordinatorProcess(mariadb.url("killed"), [
       "--engine-coordinator-id", "c-killed",
       "--cluster-etcd-endpoints", etcd.endpoint,
       "--cluster-lease-ttl-seconds", "2",
     ]);
-    await waitUntil(async () => (await registered())[`${PREFIX}c-killed`], "the key");
+    await waitUntil(async () => (await registered())[`${PREFIX}c-killed`], "the key", 30_000);
     proc.child.kill("SIGKILL");
     await proc.exited;
-    await waitUntil(async () => (await registered())[`${PREFIX}c-killed`] === undefined, "the key to expire", 10_000);
+    await waitUntil(async () => (await registered())[`${PREFIX}c-killed`] === undefined, "the key to expire (lease TTL 2 s)", 30_000);
   });
 
-  it("SDK: discovers coordinators, balances across them, and survives one dying mid-load", async () => {
+  it("SDK: discovers coordinators, balances across them, and survives one dying mid-load", { timeout: 240_000 }, async () => {
     const store = mariadb.url("shared");
     const args = (id: string) => ["--engine-coordinator-id", id, "--cluster-etcd-endpoints", etcd.endpoint, "--cluster-lease-ttl-seconds", "2"];
     const one = await startCoordinatorProcess(store, args("c-one"));
     const two = await startCoordinatorProcess(store, args("c-two"));
     const accord = createAccordClient({ etcd: { endpoints: [etcd.endpoint] }, retries: 4, timeoutMs: 5000 });
     try {
-      await waitUntil(async () => Object.keys(await registered()).filter((k) => k.includes("c-one") || k.includes("c-two")).length === 2, "both registered");
+      await waitUntil(async () => Object.keys(await registered()).filter((k) => k.includes("c-one") || k.includes("c-two")).length === 2, "both registered", 30_000);
       const submit = () => accord.saga().step({ action: svc.httpUrl("/d"), compensate: svc.httpUrl("/du") }).submit({ wait: true });
       const before = await Promise.all(Array.from({ length: 10 }, submit));
       expect(before.every((t) => t.status === TransactionStatus.SUCCEEDED)).toBe(true);
 
       // Kill one while calls are in flight: the client retries on the other with the same request_id.
-      const during = Array.from({ length: 20 }, (_, i) => new Promise((r) => setTimeout(r, i * 10)).then(submit));
-      setTimeout(() => one.child.kill("SIGKILL"), 50);
+      // The branch holds the first call of each of these sagas until the kill, so they are all
+      // mid-flight (on both coordinators) when it happens, however slow the machine.
+      const killed = gate();
+      svc.on("/d", (_call, n) => (n === 0 ? { status: 200, until: killed.opened } : { status: 200 }));
+      const callsBefore = svc.callsTo("/d").length;
+      const during = Array.from({ length: 20 }, submit);
+      await waitUntil(async () => svc.callsTo("/d").length >= callsBefore + 20, "every saga to be mid-flight", 60_000);
+      one.child.kill("SIGKILL");
+      await one.exited;
+      killed.open();
       const results = await Promise.allSettled(during);
       const failures = results.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason));
       expect(failures).toEqual([]);
       const ok = results.map((r) => (r as PromiseFulfilledResult<{ gid: string }>).value.gid);
       // Every accepted saga ends, whoever took it over.
       for (const gid of ok) {
-        await waitUntil(async () => (await accord.get(gid)).status === TransactionStatus.SUCCEEDED, `${gid} to succeed`, 15_000);
+        await waitUntil(async () => (await accord.get(gid)).status === TransactionStatus.SUCCEEDED, `${gid} to succeed`, 30_000);
       }
       // A coordinator that appears later is used too: with the first two gone, it serves alone.
       const three = await startCoordinatorProcess(store, args("c-three"));
@@ -109,7 +117,7 @@ describe("etcd registration and discovery", () => {
       await waitUntil(async () => {
         const keys = Object.keys(await registered());
         return keys.length === 1 && keys[0]!.endsWith("c-three");
-      }, "only c-three registered", 10_000);
+      }, "only c-three registered", 30_000);
       const after = await submit();
       expect(after.status).toBe(TransactionStatus.SUCCEEDED);
       three.child.kill("SIGTERM");
@@ -125,7 +133,7 @@ describe("etcd registration and discovery", () => {
 });
 
 describe("etcd over TLS with client certificates", () => {
-  it("registers a coordinator and lets the SDK discover it, both through TLS", async () => {
+  it("registers a coordinator and lets the SDK discover it, both through TLS", { timeout: 120_000 }, async () => {
     const { TestPki } = await import("../support/certificates.js");
     const pki = await TestPki.create();
     const ca = await pki.ca("etcd-ca");
@@ -138,7 +146,7 @@ describe("etcd over TLS with client certificates", () => {
     });
     const accord = createAccordClient({ etcd: { endpoints: [tlsEtcd.endpoint], tls: { ca: ca.cert, cert: client.cert, key: client.key } } });
     try {
-      await waitUntil(async () => (await (await fetch(`${coordinator.url}/healthz`)).json() as { etcd: string }).etcd === "registered", "registration over TLS");
+      await waitUntil(async () => (await (await fetch(`${coordinator.url}/healthz`)).json() as { etcd: string }).etcd === "registered", "registration over TLS", 30_000);
       expect((await accord.newGid())).toMatch(/^[0-9A-Z]{26}$/);
     } finally {
       await accord.close();
