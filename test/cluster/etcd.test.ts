@@ -21,7 +21,7 @@ describe("etcd registration and discovery", () => {
     [etcd, mariadb] = await Promise.all([startEtcd(), startMariadb()]);
     kv = new Etcd3({ hosts: etcd.endpoint });
     await svc.listenHttp();
-  });
+  }, 180_000); // starts etcd and MariaDB: generous for a busy machine
   afterAll(async () => {
     kv.close();
     await svc.close();

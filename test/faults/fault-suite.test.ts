@@ -55,7 +55,7 @@ beforeAll(async () => {
   };
   ledgerA = await openMysqlLedger(await db(), Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`a${i}`, 1000])));
   ledgerB = await openMysqlLedger(await db(), Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`b${i}`, 1000])));
-});
+}, 180_000); // starts MariaDB and etcd: generous for a busy machine
 afterAll(async () => {
   for (const close of closers.reverse()) await close();
   await ledgerA?.close();

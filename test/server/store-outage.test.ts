@@ -15,13 +15,14 @@ let coordinator: RunningCoordinator;
 beforeAll(async () => {
   mariadb = await startMariadb();
   coordinator = await startTestCoordinator(mariadb.url("accord"));
-});
+}, 180_000); // starts MariaDB: generous for a busy machine
 afterAll(async () => {
   await coordinator?.stop();
   await mariadb?.stop();
 });
 
-it("reports NOT_SERVING and UNAVAILABLE while the store is down, and recovers after", async () => {
+// Stops and restarts MariaDB: generous for a busy machine.
+it("reports NOT_SERVING and UNAVAILABLE while the store is down, and recovers after", { timeout: 180_000 }, async () => {
   const transport = createGrpcTransport({ baseUrl: coordinator.url });
   const health = createClient(Health, transport);
   const api = createClient(CoordinatorService, transport);
@@ -34,6 +35,6 @@ it("reports NOT_SERVING and UNAVAILABLE while the store is down, and recovers af
   await expect(api.getTransaction({ gid: "any" })).rejects.toMatchObject({ code: Code.Unavailable });
 
   await mariadb.resume();
-  await waitUntil(async () => (await health.check({})).status === Serving.SERVING, "health to recover");
+  await waitUntil(async () => (await health.check({})).status === Serving.SERVING, "health to recover", 30_000);
   await expect(api.getTransaction({ gid: "any" })).rejects.toMatchObject({ code: Code.NotFound });
 });
