@@ -40,7 +40,7 @@ async function oneRound(baseUrl: string, clients: number, durationMs: number) {
 
   const invoker = createBranchInvoker({ maxCallsPerHost: clients });
   const viaInvoker = await runLoad(clients, durationMs, async (w, i) => {
-    const outcome = await invoker.invoke({ gid: `g${w}-${i}`, mode: "saga", branchId: "01", op: "action", target: url.href, payload, traceparent: "", timeoutMs: 10_000 });
+    const outcome = await invoker.invoke({ gid: `g${w}-${i}`, mode: "saga", branchId: "01", op: "action", target: url.href, payload, traceparent: "", timeoutMs: 10_000, fence: 1 });
     if (outcome.kind !== "success") throw new Error(outcome.kind);
   }, { warmupMs: 300 });
   invoker.close();

@@ -21,8 +21,15 @@ export interface BranchInfo {
   gid: string;
   mode: string;
   branchId: string;
-  /** action, compensate, try, confirm, cancel, commit, rollback or query */
+  /** action, compensate, try, confirm, cancel, commit, rollback or query ("00" is the branch id of query) */
   op: string;
+  /**
+   * The coordinator's lease generation for the transaction (accord-fence): it grows each time
+   * another coordinator takes the transaction over. A service that remembers the highest fence
+   * it has seen per gid can refuse a call with a lower one (answer 412, which the coordinator
+   * retries) — it comes from a coordinator that lost the transaction. 0 when absent.
+   */
+  fence: number;
 }
 
 type HeaderSource = Headers | Record<string, string | string[] | undefined>;
@@ -42,6 +49,7 @@ export function branchInfo(headers: HeaderSource): BranchInfo {
     mode: header(headers, "accord-mode"),
     branchId: header(headers, "accord-branch-id"),
     op: header(headers, "accord-op"),
+    fence: Number(header(headers, "accord-fence")) || 0,
   };
   if (!info.gid || !info.op) throw new Error("not an Accord branch call: accord-gid and accord-op headers are missing");
   return info;

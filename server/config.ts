@@ -15,7 +15,11 @@ export interface AccordConfig {
   /** `file:PATH` (embedded SQLite) or `mysql://user:pass@host:port/db`. */
   store: string;
   log: { level: LogLevel };
-  mysql: { poolSize: number };
+  mysql: {
+    poolSize: number;
+    /** Seconds a statement waits for a row lock held by another session (innodb_lock_wait_timeout). */
+    lockWaitTimeoutSeconds: number;
+  };
   limits: {
     /** Largest request message accepted (bytes); larger ones get RESOURCE_EXHAUSTED. */
     maxMessageBytes: number;
@@ -28,7 +32,16 @@ export interface AccordConfig {
      * long, e.g. a slowloris stuck in its headers). Keep it above engine.maxWaitMs.
      */
     idleConnectionMs: number;
+    /** HTTP/2 streams one connection may have open at once (advertised in SETTINGS); more are refused. */
+    maxConcurrentStreams: number;
+    /**
+     * An HTTP/2 stream with no frame either way for this long is reset while it waits on the
+     * client (an unfinished request, an unread response); a quiet Watch is not.
+     */
+    idleStreamMs: number;
   };
+  /** Plain-HTTP listener for probes (GET /healthz), no TLS and no RPCs; port 0 = none. */
+  ops: { host: string; port: number };
   shutdown: {
     /** How long a graceful stop waits for in-flight calls before closing them. */
     graceMs: number;
@@ -124,8 +137,9 @@ export function defaultConfig(): AccordConfig {
     port: DEFAULT_PORT,
     store: "file:./data/accord.db",
     log: { level: "info" },
-    mysql: { poolSize: 16 },
-    limits: { maxMessageBytes: 16 * 1024 * 1024, maxPayloadBytes: 1024 * 1024, maxBranches: 1000, idleConnectionMs: 60_000 },
+    mysql: { poolSize: 16, lockWaitTimeoutSeconds: 5 },
+    limits: { maxMessageBytes: 16 * 1024 * 1024, maxPayloadBytes: 1024 * 1024, maxBranches: 1000, idleConnectionMs: 60_000, maxConcurrentStreams: 1000, idleStreamMs: 60_000 },
+    ops: { host: "127.0.0.1", port: 0 },
     shutdown: { graceMs: 10_000 },
     engine: {
       coordinatorId: "",
@@ -249,10 +263,15 @@ const PARSERS: Record<string, Parser> = {
   store: storeUrl,
   "log.level": oneOf(LOG_LEVELS),
   "mysql.poolSize": integer(1, 1000),
+  "mysql.lockWaitTimeoutSeconds": integer(1, 3600),
   "limits.maxMessageBytes": integer(1024, 1024 * 1024 * 1024),
   "limits.maxPayloadBytes": integer(1, 256 * 1024 * 1024),
   "limits.maxBranches": integer(1, 100_000),
   "limits.idleConnectionMs": integer(100, 3_600_000),
+  "limits.maxConcurrentStreams": integer(1, 1_000_000),
+  "limits.idleStreamMs": integer(100, 3_600_000),
+  "ops.host": nonEmptyString,
+  "ops.port": integer(0, 65535),
   "shutdown.graceMs": integer(0, 600_000),
   "engine.coordinatorId": anyString,
   "engine.leaseMs": integer(100, 3_600_000),

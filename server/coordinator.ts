@@ -16,12 +16,15 @@ import { loadServerTls, watchServerTls } from "./security/tls-files.js";
 import { ACCORD_VERSION } from "./version.js";
 import { createStoreHealth } from "./observe/store-health.js";
 import { openStore, type Store } from "./store/index.js";
-import { listenOnePort, type RequestHandler } from "./transport/one-port-server.js";
+import { listenOnePort, type OnePortServer, type RequestHandler } from "./transport/one-port-server.js";
+import { listenOps, type OpsServer } from "./transport/ops-server.js";
 
 export interface RunningCoordinator {
   /** Base URL, e.g. http://127.0.0.1:7460 */
   readonly url: string;
   readonly port: number;
+  /** Base URL of the plain-HTTP ops listener (GET /healthz), when `ops.port` is set. */
+  readonly opsUrl: string | undefined;
   readonly store: Store;
   readonly engine: Engine;
   /** Graceful stop: stop accepting, finish in-flight calls, close the store. */
@@ -32,7 +35,12 @@ export interface RunningCoordinator {
 
 /** Opens the store, serves every service on one port, and returns a handle to stop it all. */
 export async function startCoordinator(config: AccordConfig, logger: Logger): Promise<RunningCoordinator> {
-  const store = await openStore({ url: config.store, poolSize: config.mysql.poolSize });
+  const store = await openStore({
+    url: config.store,
+    poolSize: config.mysql.poolSize,
+    lockWaitTimeoutSeconds: config.mysql.lockWaitTimeoutSeconds,
+    onConnectionError: (error) => logger.error({ err: error }, "a new database connection could not be set up; it was closed"),
+  });
   const health = createStoreHealth(store, logger);
   const security = config.security;
   const targets = createTargetPolicy(security.allowedTargetHosts, security.allowedTargetSchemes);
@@ -75,7 +83,8 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
     fallback: healthz,
   });
 
-  let server;
+  let server: OnePortServer | undefined;
+  let ops: OpsServer | undefined;
   try {
     server = await listenOnePort({
       host: config.host,
@@ -83,19 +92,25 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
       handler,
       logger,
       idleTimeoutMs: config.limits.idleConnectionMs,
+      maxConcurrentStreams: config.limits.maxConcurrentStreams,
+      idleStreamMs: config.limits.idleStreamMs,
       tls: tls && { ...tls, mtls: security.mtls },
     });
+    // Only the healthz handler, never the RPC router: this port has no TLS and no caller identity.
+    if (config.ops.port !== 0) ops = await listenOps({ host: config.ops.host, port: config.ops.port, handler: healthz, logger });
   } catch (error) {
+    await server?.close(0);
     await store.close();
     throw error;
   }
   // Before any request is read: a branch may never point back at this coordinator's own port.
   targets.protect({ host: config.host, port: server.port, what: "this coordinator's own port" });
+  if (ops) targets.protect({ host: config.ops.host, port: ops.port, what: "this coordinator's ops port" });
   engine.start();
   const url = `${tls ? "https" : "http"}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   const listening = server;
   const unwatchTls = tls ? watchServerTls(security, (material) => listening.reloadTls(material), logger) : () => {};
-  logger.info({ url, store: store.kind, config: redactedConfig(config) }, "accord coordinator serving");
+  logger.info({ url, opsUrl: ops?.url, store: store.kind, config: redactedConfig(config) }, "accord coordinator serving");
   const registration = startRegistration(
     config.cluster,
     { id: engine.coordinatorId, address: config.cluster.advertiseUrl || url, version: ACCORD_VERSION, zone: config.cluster.zone },
@@ -107,6 +122,7 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
   return {
     url,
     port: server.port,
+    opsUrl: ops?.url,
     store,
     engine,
     reloadTls() {
@@ -122,7 +138,9 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
         await registration.stop();
         unwatchTls();
         shutdown.abort();
-        await server.close(config.shutdown.graceMs);
+        await listening.close(config.shutdown.graceMs);
+        // Closed after the RPC port drains, so probes keep their answer during the grace period.
+        await ops?.close();
         await engine.stop(config.shutdown.graceMs);
         invoker.close();
         await store.close();

@@ -23,6 +23,7 @@ export function createSubmitHandler(deps: CommandDependencies, requestIds: Reque
     if (reserved) {
       transaction.owner = engine.coordinatorId;
       transaction.leaseUntil = transaction.createdAt + config.engine.leaseMs;
+      transaction.leaseGeneration = 1;
     }
     const requestOps = requestIds.ops(claim);
     let outcomes;

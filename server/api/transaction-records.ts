@@ -145,6 +145,7 @@ export function newTransactionRecord(fields: {
     deadlineAt: fields.deadlineAt ?? null,
     owner: null,
     leaseUntil: null,
+    leaseGeneration: 0,
   };
 }
 

@@ -16,6 +16,13 @@ export interface BranchCall {
   payload: Uint8Array;
   traceparent: string;
   timeoutMs: number;
+  /** The transaction's lease generation, sent as `accord-fence` so a branch can refuse stale callers. */
+  fence: number;
+  /**
+   * Asked right before the call leaves, after any wait for a bulkhead slot: whether this
+   * coordinator still holds the lease. When it does not, the call is not sent.
+   */
+  stillOwned?: () => Promise<boolean>;
 }
 
 export interface BranchInvoker {
@@ -78,13 +85,16 @@ export function createBranchInvoker(options: BranchInvokerOptions): BranchInvoke
         "accord-mode": call.mode,
         "accord-branch-id": call.branchId,
         "accord-op": call.op,
+        "accord-fence": String(call.fence),
       };
       if (call.traceparent) headers.traceparent = call.traceparent;
-      return bulkhead(target.hostKey).run(() =>
-        target.kind === "http"
+      return bulkhead(target.hostKey).run(async (): Promise<BranchOutcome> => {
+        // A wait for the slot can outlast the lease (a pause, a slow host): look again now.
+        if (call.stillOwned && !(await call.stillOwned())) return { kind: "unsent", detail: "the lease was lost before the call" };
+        return target.kind === "http"
           ? http.post(target.url, call.payload, headers, call.timeoutMs)
-          : grpc.call(target.tls, target.authority, target.path, call.payload, headers, call.timeoutMs),
-      );
+          : grpc.call(target.tls, target.authority, target.path, call.payload, headers, call.timeoutMs);
+      });
     },
     close() {
       http.close();

@@ -46,8 +46,8 @@ export function createEngine({ store, config, logger, invoker }: EngineOptions):
   const coordinatorId = config.coordinatorId || `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const events = new TransactionEvents();
   const slots = new Semaphore(config.maxRunningTransactions);
-  /** Transactions running here, with whether their lease is still held. */
-  const running = new Map<string, { leaseLost: boolean; done: Promise<void> }>();
+  /** Transactions running here: whether their lease is still held, and until when as far as we know. */
+  const running = new Map<string, { leaseLost: boolean; released: boolean; leaseUntil: number; done: Promise<void> }>();
   let stopping = false;
   let pollTimer: NodeJS.Timeout | undefined;
   let renewTimer: NodeJS.Timeout | undefined;
@@ -61,11 +61,40 @@ export function createEngine({ store, config, logger, invoker }: EngineOptions):
     logger: log,
     events,
     shouldYield: (gid: string) => stopping || (running.get(gid)?.leaseLost ?? false),
+    noteLease(gid: string, leaseUntil: number | null) {
+      const entry = running.get(gid);
+      if (entry && leaseUntil !== null) entry.leaseUntil = leaseUntil;
+    },
+    noteReleased(gid: string) {
+      const entry = running.get(gid);
+      if (entry) entry.released = true;
+    },
+    /**
+     * Renewals run every third of a lease, so a lease with less than that left means renewals
+     * fell behind (a pause, a busy process): renew this one now before a call leaves on it.
+     */
+    async stillOwned(gid: string) {
+      const entry = running.get(gid);
+      if (!entry || entry.leaseLost || entry.released) return false;
+      if (Date.now() < entry.leaseUntil - config.leaseMs / 3) return true;
+      const until = Date.now() + config.leaseMs;
+      const kept = await store.renewLeases(coordinatorId, [gid], until);
+      if (kept.includes(gid)) entry.leaseUntil = until;
+      else markLost(gid, entry);
+      return !entry.leaseLost;
+    },
+  };
+
+  const markLost = (gid: string, entry: { leaseLost: boolean }) => {
+    if (entry.leaseLost) return;
+    entry.leaseLost = true;
+    log.warn({ gid }, "lease lost; stopping work on the transaction");
   };
 
   /** Runs with a slot already taken; the slot is released when the run ends. */
   const launch = (gid: string, initial?: TransactionWithBranches) => {
-    const entry = { leaseLost: false, done: Promise.resolve() };
+    // Until the run reads the transaction, assume the shortest lease anyone could have given it.
+    const entry = { leaseLost: false, released: false, leaseUntil: Date.now() + config.leaseMs / 2, done: Promise.resolve() };
     running.set(gid, entry);
     entry.done = runTransaction(ctx, gid, initial)
       .then((result: RunResult) => log.debug({ gid, result }, "run ended"))
@@ -107,13 +136,14 @@ export function createEngine({ store, config, logger, invoker }: EngineOptions):
   const renew = async () => {
     const gids = [...running.keys()];
     if (gids.length === 0) return;
-    const kept = new Set(await store.renewLeases(coordinatorId, gids, Date.now() + config.leaseMs));
+    const until = Date.now() + config.leaseMs;
+    const kept = new Set(await store.renewLeases(coordinatorId, gids, until));
     for (const gid of gids) {
       const entry = running.get(gid);
-      if (entry && !kept.has(gid) && !entry.leaseLost) {
-        entry.leaseLost = true;
-        log.warn({ gid }, "lease lost; stopping work on the transaction");
-      }
+      // A run that just gave its transaction back (finished, or waiting) holds no lease to lose.
+      if (!entry || entry.released) continue;
+      if (kept.has(gid)) entry.leaseUntil = Math.max(entry.leaseUntil, until);
+      else markLost(gid, entry);
     }
   };
 

@@ -3,7 +3,9 @@ export type BranchOutcome =
   | { kind: "success" }
   | { kind: "failure"; detail: string }
   | { kind: "ongoing"; detail: string }
-  | { kind: "error"; detail: string };
+  | { kind: "error"; detail: string }
+  /** Not sent: this coordinator no longer holds the transaction's lease. */
+  | { kind: "unsent"; detail: string };
 
 export function outcomeOfHttpStatus(status: number, body: string): BranchOutcome {
   if (status >= 200 && status < 300) return { kind: "success" };

@@ -15,7 +15,16 @@ export interface RunnerContext {
   events: TransactionEvents;
   /** True once this coordinator should hand the transaction back (stopping, or lease lost). */
   shouldYield(gid: string): boolean;
+  /** The lease this run holds runs until `leaseUntil` (as read with the transaction). */
+  noteLease(gid: string, leaseUntil: number | null): void;
+  /** The run gave the lease back itself (the transaction is final or waits): not a lost lease. */
+  noteReleased(gid: string): void;
+  /** Whether the lease is still held, renewing it first when it is close to running out. */
+  stillOwned(gid: string): Promise<boolean>;
 }
+
+/** The branch id sent with an MSG's query_prepared call, which belongs to no branch. */
+export const QUERY_PREPARED_BRANCH_ID = "00";
 
 /** How a run ended: the transaction is final, waits for a retry, or is no longer ours. */
 export type RunResult = { kind: "finished" } | { kind: "waiting"; until: number } | { kind: "yielded" };
@@ -40,6 +49,8 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
   const branches = loaded.branches.map((b) => ({ ...b }));
   if (isFinal(tx.status)) return FINISHED;
   if (tx.owner !== ctx.coordinatorId) return YIELDED;
+  ctx.noteLease(gid, tx.leaseUntil);
+  const stillOwned = () => ctx.stillOwned(gid);
 
   const log = ctx.logger.child({ gid, mode: tx.mode });
   const policy = effectivePolicy(tx.options, ctx.config);
@@ -60,6 +71,7 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
     unsaved.clear();
     const moved = outcomes.at(-1) === true;
     if (moved) {
+      if (fullChanges.owner === null) ctx.noteReleased(gid);
       Object.assign(tx, fullChanges);
       ctx.events.changed(gid, { transaction: { ...tx }, branches: branches.map((b) => ({ ...b })) });
     }
@@ -78,6 +90,13 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
     const done = await persist(changes, true);
     if (done) log.info({ status }, "transaction finished");
     return done ? FINISHED : YIELDED;
+  };
+
+  /** A call found the lease gone before it left: stop, and let the owner (if not us) carry on. */
+  const yieldUnsent = async (): Promise<RunResult> => {
+    log.info("the lease was gone before a branch call could leave; not sent");
+    await release(Date.now());
+    return YIELDED;
   };
 
   const transition = async (to: TransactionStatus, changes: TransactionChanges = {}): Promise<boolean> => persist({ ...changes, status: to }, true);
@@ -99,13 +118,16 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
       const outcome = await ctx.invoker.invoke({
         gid,
         mode: tx.mode,
-        branchId: "",
+        branchId: QUERY_PREPARED_BRANCH_ID,
         op: "query",
         target: tx.queryPrepared,
         payload: new Uint8Array(),
         traceparent: policy.traceparent,
         timeoutMs: policy.branchTimeoutMs,
+        fence: tx.leaseGeneration,
+        stillOwned,
       });
+      if (outcome.kind === "unsent") return yieldUnsent();
       if (outcome.kind === "success") {
         log.info("query_prepared: the local transaction committed; running the branches");
         if (!(await transition("submitted", { lastError: "" }))) return YIELDED;
@@ -136,9 +158,13 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
           payload: branch.payload,
           traceparent: policy.traceparent,
           timeoutMs: policy.branchTimeoutMs,
+          fence: tx.leaseGeneration,
+          stillOwned,
         }),
       ),
     );
+    // The lease went while calls waited: whatever did run is called again by the next owner.
+    if (outcomes.some((o) => o.kind === "unsent")) return yieldUnsent();
 
     let refusal: { branch: BranchRecord; detail: string } | undefined;
     let stalled = tx.stalled;

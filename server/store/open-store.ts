@@ -7,11 +7,19 @@ export interface StoreSettings {
   url: string;
   /** Pool size for MySQL. */
   poolSize: number;
+  /** MySQL: how long a statement waits for a row lock before it fails (innodb_lock_wait_timeout). */
+  lockWaitTimeoutSeconds?: number;
+  /** Told when a new MySQL connection could not be set up. */
+  onConnectionError?: (error: Error) => void;
 }
 
 /** Opens the backend the URL names and brings its schema up to date. */
 export function openStore(settings: StoreSettings): Promise<Store> {
   if (settings.url.startsWith("file:")) return openSqliteStore(settings.url);
-  if (settings.url.startsWith("mysql://")) return openMysqlStore(settings.url, { poolSize: settings.poolSize });
+  if (settings.url.startsWith("mysql://")) return openMysqlStore(settings.url, {
+      poolSize: settings.poolSize,
+      lockWaitTimeoutSeconds: settings.lockWaitTimeoutSeconds ?? 5,
+      onConnectionError: settings.onConnectionError,
+    });
   throw new Error(`unsupported store URL scheme in "${settings.url.split(":")[0]}:"`);
 }

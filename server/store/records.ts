@@ -39,6 +39,12 @@ export interface TransactionRecord {
   deadlineAt: number | null;
   owner: string | null;
   leaseUntil: number | null;
+  /**
+   * Grows by one each time an owner takes the lease (a claim, or a coordinator taking the
+   * transaction to run it at once). Sent with every branch call as `accord-fence`, so a branch
+   * service can refuse calls from a coordinator that has since lost the transaction.
+   */
+  leaseGeneration: number;
 }
 
 export interface BranchRecord {

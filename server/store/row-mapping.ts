@@ -26,6 +26,8 @@ function oneOf<T extends string>(allowed: readonly T[], column: string, value: s
 export interface TransactionRow extends Omit<TransactionRecord, "mode" | "status"> {
   mode: string;
   status: string;
+  /** MySQL only: which claim statement took the row; not part of the record. */
+  claimToken?: string | null;
 }
 
 export interface BranchRow extends Omit<BranchRecord, "op" | "status" | "after" | "payload"> {
@@ -35,7 +37,7 @@ export interface BranchRow extends Omit<BranchRecord, "op" | "status" | "after" 
   payload: Uint8Array;
 }
 
-export function toTransactionRecord(row: TransactionRow): TransactionRecord {
+export function toTransactionRecord({ claimToken: _claimToken, ...row }: TransactionRow): TransactionRecord {
   return {
     ...row,
     stalled: Boolean(row.stalled),

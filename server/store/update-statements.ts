@@ -39,6 +39,8 @@ export function createUpdateStatements(transactions: Table, branches: Table) {
   return {
     transaction(op: Extract<WriteOp, { kind: "transaction" }>): Statement {
       const assignments = set(txColumns, op.changes as Record<string, Value>);
+      // Whoever takes the lease gets the next fencing value (records.ts, leaseGeneration).
+      if (typeof op.changes.owner === "string") assignments.sql += ", `lease_generation` = `lease_generation` + 1";
       let where = "`gid` = ?";
       const params: Statement["params"] = [...assignments.params, op.gid];
       if (op.expect.statuses) {

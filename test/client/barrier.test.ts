@@ -65,7 +65,7 @@ for (const make of [mysqlFixture, sqliteFixture]) {
     });
     afterAll(() => f.close());
     let n = 0;
-    const info = (op: string, gid = `g${n}`): BranchInfo => ({ gid, mode: "saga", branchId: "01", op });
+    const info = (op: string, gid = `g${n}`): BranchInfo => ({ gid, mode: "saga", branchId: "01", op, fence: 1 });
     const next = () => `g${++n}-${Date.now()}`;
 
     it("applies an action once however often it is called, even concurrently", async () => {

@@ -44,7 +44,7 @@ it("never has more calls in flight to one host than maxCallsPerHost", async () =
   try {
     const outcomes = await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
-        invoker.invoke({ gid: `bh-${i}`, mode: "saga", branchId: "01", op: "action", target: svc.httpUrl("/slow"), payload: new Uint8Array(), traceparent: "", timeoutMs: 5000 }),
+        invoker.invoke({ gid: `bh-${i}`, mode: "saga", branchId: "01", op: "action", target: svc.httpUrl("/slow"), payload: new Uint8Array(), traceparent: "", timeoutMs: 5000, fence: 1 }),
       ),
     );
     expect(outcomes.every((o) => o.kind === "success")).toBe(true);

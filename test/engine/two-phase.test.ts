@@ -179,7 +179,7 @@ for (const backend of backends()) {
         const done = await final(gid);
         expect(done.status).toBe(TransactionStatus.FAILED);
         expect(done.failureReason).toMatch(/query_prepared answered FAILURE: HTTP 409: rolled back/);
-        expect(opsCalled(gid)).toEqual([":query"]);
+        expect(opsCalled(gid)).toEqual(["00:query"]);
       });
 
       it("fails an unsubmitted MSG on Abort at once", async () => {

@@ -122,7 +122,7 @@ describe("allowlist entries with ports", () => {
     const invoker = createBranchInvoker({ maxCallsPerHost: 4, targets: policy });
     const before = svc.calls.length;
     try {
-      const outcome = await invoker.invoke({ gid: "g", mode: "saga", branchId: "01", op: "action", target: svc.httpUrl("/ok"), payload: new Uint8Array(), traceparent: "", timeoutMs: 5000 });
+      const outcome = await invoker.invoke({ gid: "g", mode: "saga", branchId: "01", op: "action", target: svc.httpUrl("/ok"), payload: new Uint8Array(), traceparent: "", timeoutMs: 5000, fence: 1 });
       expect(outcome).toMatchObject({ kind: "error", detail: expect.stringContaining("a protected test address") });
       expect(svc.calls.length).toBe(before);
     } finally {

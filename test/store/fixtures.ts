@@ -21,6 +21,7 @@ export function txRecord(gid: string, overrides: Partial<TransactionRecord> = {}
     deadlineAt: null,
     owner: null,
     leaseUntil: null,
+    leaseGeneration: 0,
     ...overrides,
   };
 }

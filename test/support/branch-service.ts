@@ -11,6 +11,8 @@ export interface BranchCallRecord {
   op: string;
   mode: string;
   traceparent: string;
+  /** The accord-fence header: the lease generation of the coordinator that sent the call. */
+  fence: number;
   payload: string;
   at: number;
 }
@@ -106,6 +108,7 @@ export class TestBranchService {
           op: String(req.headers["accord-op"] ?? ""),
           mode: String(req.headers["accord-mode"] ?? ""),
           traceparent: String(req.headers.traceparent ?? ""),
+          fence: Number(req.headers["accord-fence"] ?? NaN),
           payload,
           at: Date.now(),
         });
@@ -147,6 +150,7 @@ export class TestBranchService {
             op: meta("accord-op"),
             mode: meta("accord-mode"),
             traceparent: meta("traceparent"),
+            fence: Number(meta("accord-fence") || NaN),
             payload: call.request.toString("utf8"),
             at: Date.now(),
           }).then((reply) => {

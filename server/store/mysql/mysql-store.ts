@@ -1,6 +1,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { and, asc, eq, inArray, isNull, lt, lte, or } from "drizzle-orm";
+import { randomBytes } from "node:crypto";
+import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
 import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
 import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql, { type ResultSetHeader, type RowDataPacket } from "mysql2/promise";
@@ -35,6 +36,13 @@ const migrationsFolder = join(dirname(fileURLToPath(import.meta.url)), "migratio
 export interface MysqlStoreOptions {
   /** Connections in the pool. */
   poolSize: number;
+  /**
+   * How long a statement waits for a row lock. InnoDB's default is 50 s: one coordinator paused
+   * while holding locks would stall every other coordinator's writes that long.
+   */
+  lockWaitTimeoutSeconds: number;
+  /** Told when a new connection could not be set up (it is then closed, never used). */
+  onConnectionError?: (error: Error) => void;
 }
 
 /**
@@ -61,6 +69,16 @@ export async function openMysqlStore(url: string, options: MysqlStoreOptions): P
     // Lets a group's UPDATEs go in one round trip. Every statement is parameterized; no SQL is
     // ever assembled from request data.
     multipleStatements: true,
+  });
+  // Every session: READ COMMITTED (claims and CAS updates must see each other's commits) and a
+  // short lock wait, so one stuck peer cannot stop the others.
+  pool.pool.on("connection", (connection) => {
+    const setup = `SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; SET SESSION innodb_lock_wait_timeout = ${Math.floor(options.lockWaitTimeoutSeconds)}`;
+    connection.query(setup, (error: Error | null) => {
+      if (!error) return;
+      options.onConnectionError?.(error);
+      connection.destroy();
+    });
   });
   const db = drizzle(pool, { schema, mode: "default" });
   await migrateUnderLock(pool, db);
@@ -149,7 +167,6 @@ class MysqlStore extends GroupedStore {
     const conn = await this.pool.getConnection();
     let plan;
     try {
-      await conn.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
       await conn.beginTransaction();
       // Rows that gain branches are locked, so their status cannot change before the insert.
       const lock = units.some((ops) => ops.some((op) => op.kind === "addBranches"));
@@ -236,24 +253,30 @@ class MysqlStore extends GroupedStore {
     return toListPage(rows.map(toTransactionRecord), query.limit);
   }
 
-  claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<TransactionRecord[]> {
-    return this.db.transaction(
-      async (tx) => {
-        const due = await tx
-          .select({ gid: transactions.gid })
-          .from(transactions)
-          .where(and(lte(transactions.nextAttemptAt, now), or(isNull(transactions.leaseUntil), lt(transactions.leaseUntil, now))))
-          .orderBy(asc(transactions.nextAttemptAt))
-          .limit(limit)
-          .for("update", { skipLocked: true });
-        if (due.length === 0) return [];
-        const gids = due.map((r) => r.gid);
-        await tx.update(transactions).set({ owner, leaseUntil }).where(inArray(transactions.gid, gids));
-        const rows = await tx.select().from(transactions).where(inArray(transactions.gid, gids));
-        return rows.map(toTransactionRecord);
-      },
-      { isolationLevel: "read committed" },
-    );
+  /**
+   * Three autocommit statements and no open transaction between them, so a coordinator paused
+   * mid-claim holds no lock anyone else needs: find due rows no one has locked (SKIP LOCKED; the
+   * locks end with the statement), take those still due and unleased in one compare-and-set
+   * stamped with a token, then read back the rows carrying the token.
+   */
+  async claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<TransactionRecord[]> {
+    const dueAndFree = and(lte(transactions.nextAttemptAt, now), or(isNull(transactions.leaseUntil), lt(transactions.leaseUntil, now)));
+    const candidates = await this.db
+      .select({ gid: transactions.gid })
+      .from(transactions)
+      .where(dueAndFree)
+      .orderBy(asc(transactions.nextAttemptAt))
+      .limit(limit)
+      .for("update", { skipLocked: true });
+    if (candidates.length === 0) return [];
+    const gids = candidates.map((r) => r.gid);
+    const token = randomBytes(16).toString("hex");
+    await this.db
+      .update(transactions)
+      .set({ owner, leaseUntil, claimToken: token, leaseGeneration: sql`${transactions.leaseGeneration} + 1` })
+      .where(and(inArray(transactions.gid, gids), dueAndFree));
+    const rows = await this.db.select().from(transactions).where(and(inArray(transactions.gid, gids), eq(transactions.claimToken, token)));
+    return rows.map(toTransactionRecord);
   }
 
   async renewLeases(owner: string, gids: readonly string[], leaseUntil: number): Promise<string[]> {

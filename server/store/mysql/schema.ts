@@ -40,6 +40,10 @@ export const transactions = mysqlTable(
     deadlineAt: millis("deadline_at"),
     owner: varchar("owner", { length: 128 }),
     leaseUntil: millis("lease_until"),
+    /** Grows each time an owner takes the lease; sent to branches as a fencing value. */
+    leaseGeneration: bigint("lease_generation", { mode: "number" }).notNull().default(0),
+    /** Marks the rows one claim statement took, so they can be read back by it. */
+    claimToken: varchar("claim_token", { length: 32 }),
   },
   (t) => [
     index("transactions_due_idx").on(t.nextAttemptAt),

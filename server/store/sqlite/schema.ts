@@ -23,6 +23,8 @@ export const transactions = sqliteTable(
     deadlineAt: integer("deadline_at"),
     owner: text("owner"),
     leaseUntil: integer("lease_until"),
+    /** Grows each time an owner takes the lease; sent to branches as a fencing value. */
+    leaseGeneration: integer("lease_generation").notNull().default(0),
   },
   (t) => [
     index("transactions_due_idx").on(t.nextAttemptAt),

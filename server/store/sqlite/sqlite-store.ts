@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient, type Client, type InValue } from "@libsql/client";
-import { and, asc, eq, inArray, isNull, lt, lte, or } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import { migrate } from "drizzle-orm/libsql/migrator";
 import { chunks } from "../chunks.js";
@@ -142,7 +142,7 @@ class SqliteStore extends GroupedStore {
     // One UPDATE … WHERE gid IN (due) RETURNING: the check and the claim are one statement.
     const rows = await this.db
       .update(transactions)
-      .set({ owner, leaseUntil })
+      .set({ owner, leaseUntil, leaseGeneration: sql`${transactions.leaseGeneration} + 1` })
       .where(and(inArray(transactions.gid, due), or(isNull(transactions.leaseUntil), lt(transactions.leaseUntil, now))))
       .returning();
     return rows.map(toTransactionRecord);

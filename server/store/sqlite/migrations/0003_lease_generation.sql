@@ -1,0 +1,1 @@
+ALTER TABLE `transactions` ADD `lease_generation` integer DEFAULT 0 NOT NULL;
