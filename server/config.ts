@@ -124,6 +124,13 @@ export interface EngineConfig {
   preparedTimeoutMs: number;
   /** Longest Submit-with-wait when the caller set no deadline. */
   maxWaitMs: number;
+  /**
+   * Floors for what a transaction (or this config) may ask for, so no one can make the
+   * coordinator hammer a failing service or time calls out before they can answer.
+   */
+  minRetryIntervalMs: number;
+  minOngoingIntervalMs: number;
+  minBranchTimeoutMs: number;
 }
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
@@ -157,6 +164,9 @@ export function defaultConfig(): AccordConfig {
       ongoingIntervalMs: 5000,
       preparedTimeoutMs: 30_000,
       maxWaitMs: 30_000,
+      minRetryIntervalMs: 100,
+      minOngoingIntervalMs: 100,
+      minBranchTimeoutMs: 100,
     },
     cluster: {
       etcdEndpoints: "",
@@ -288,6 +298,9 @@ const PARSERS: Record<string, Parser> = {
   "engine.ongoingIntervalMs": integer(1, 3_600_000),
   "engine.preparedTimeoutMs": integer(1, 86_400_000),
   "engine.maxWaitMs": integer(0, 3_600_000),
+  "engine.minRetryIntervalMs": integer(1, 3_600_000),
+  "engine.minOngoingIntervalMs": integer(1, 3_600_000),
+  "engine.minBranchTimeoutMs": integer(1, 3_600_000),
   "cluster.etcdEndpoints": etcdEndpoints,
   "cluster.prefix": nonEmptyString,
   "cluster.leaseTtlSeconds": integer(2, 3600),
@@ -336,7 +349,23 @@ export function loadConfig({ argv, env }: ConfigSources): AccordConfig {
     set(config, key, value, flag);
   }
   checkSecurity(config.security);
+  checkMinimums(config.engine);
   return config;
+}
+
+/** The coordinator's own defaults respect the floors it enforces on transactions. */
+function checkMinimums(engine: EngineConfig): void {
+  const floors: [keyof EngineConfig, keyof EngineConfig][] = [
+    ["retryInitialMs", "minRetryIntervalMs"],
+    ["retryMaxMs", "minRetryIntervalMs"],
+    ["ongoingIntervalMs", "minOngoingIntervalMs"],
+    ["branchTimeoutMs", "minBranchTimeoutMs"],
+  ];
+  for (const [key, floor] of floors) {
+    if (engine[key] < engine[floor]) {
+      throw new ConfigError(`engine.${key}`, `at least engine.${floor} (${engine[floor]})`, engine[key], "configuration");
+    }
+  }
 }
 
 /** Settings that only make sense together. */

@@ -18,7 +18,7 @@ export function createBeginHandler(deps: CommandDependencies, requestIds: Reques
     const claim = requestIds.claim(context, METHOD, gid, BeginRequestSchema, request);
     if (await requestIds.isReplay(claim)) return replyWithState(deps, gid, false, context);
     const mode = requireMode(request.mode, ["tcc", "xa", "msg"], "must be MODE_TCC, MODE_XA or MODE_MSG (a SAGA needs no Begin: Submit it with its steps)");
-    validateOptions(request.options);
+    validateOptions(request.options, config.engine);
     const now = Date.now();
     let branches: BranchRecord[] = [];
     if (mode === "msg") {

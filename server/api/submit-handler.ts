@@ -16,7 +16,7 @@ export function createSubmitHandler(deps: CommandDependencies, requestIds: Reque
   const { store, engine, config } = deps;
 
   const submitSaga = async (request: SubmitRequest, gid: string, claim: RequestClaim | undefined, context: HandlerContext) => {
-    const created = sagaRecords(request, gid, config.limits, deps.targets);
+    const created = sagaRecords(request, gid, config.limits, deps.targets, config.engine);
     const { transaction } = created;
     // Run it here at once when the bulkhead has room; otherwise the poller claims it when due.
     const reserved = engine.reserve();

@@ -8,7 +8,7 @@ import type { TargetPolicy } from "../security/target-policy.js";
 import { parseTarget, InvalidTargetError } from "../engine/target.js";
 import type { BranchRecord, TransactionRecord, TransactionWithBranches } from "../store/index.js";
 import { invalidArgument } from "./errors.js";
-import { validateOptions } from "./options-validation.js";
+import { validateOptions, type OptionFloors } from "./options-validation.js";
 import { requireBranchId } from "./validation.js";
 
 /** A branch target: a valid URL of a supported kind, and allowed by the target policy. */
@@ -159,9 +159,10 @@ export function sagaRecords(
   gid: string,
   limits: AccordConfig["limits"],
   targets: TargetPolicy,
+  floors: OptionFloors,
   now = Date.now(),
 ): TransactionWithBranches {
-  validateOptions(request.options);
+  validateOptions(request.options, floors);
   const branches = stepBranches(gid, request.steps, request.options, { compensate: "required", limits, targets }, now);
   const timeoutToFail = request.options?.timeoutToFail;
   const transaction = newTransactionRecord({

@@ -31,18 +31,20 @@ const ms = (d: Duration | undefined): number | undefined => {
 export function effectivePolicy(optionsJson: string, defaults: EngineConfig): EffectivePolicy {
   const options = fromJsonString(TransactionOptionsSchema, optionsJson);
   const retry = options.retry;
+  // Floors again here: rows stored before they existed, or before they were raised, obey them too.
+  const atLeast = (value: number, floor: number) => Math.max(value, floor);
   return {
-    branchTimeoutMs: ms(options.branchTimeout) ?? defaults.branchTimeoutMs,
+    branchTimeoutMs: atLeast(ms(options.branchTimeout) ?? defaults.branchTimeoutMs, defaults.minBranchTimeoutMs),
     timeoutToFailMs: ms(options.timeoutToFail),
     preparedTimeoutMs: ms(options.preparedTimeout) ?? defaults.preparedTimeoutMs,
     concurrent: options.concurrent,
     traceparent: options.traceparent,
     retry: {
-      initialMs: ms(retry?.initialInterval) ?? defaults.retryInitialMs,
+      initialMs: atLeast(ms(retry?.initialInterval) ?? defaults.retryInitialMs, defaults.minRetryIntervalMs),
       multiplier: retry?.multiplier || defaults.retryMultiplier,
-      maxMs: ms(retry?.maxInterval) ?? defaults.retryMaxMs,
+      maxMs: atLeast(ms(retry?.maxInterval) ?? defaults.retryMaxMs, defaults.minRetryIntervalMs),
       maxAttempts: retry?.maxAttempts || defaults.retryMaxAttempts,
-      ongoingMs: ms(retry?.ongoingInterval) ?? defaults.ongoingIntervalMs,
+      ongoingMs: atLeast(ms(retry?.ongoingInterval) ?? defaults.ongoingIntervalMs, defaults.minOngoingIntervalMs),
       maxElapsedMs: ms(retry?.maxElapsed) ?? defaults.stalledAfterMs,
     },
   };

@@ -42,6 +42,8 @@ export async function startCoordinatorProcess(store: string, extraArgs: string[]
     "--log-level", "warn",
     "--engine-lease-ms", "1000",
     "--engine-poll-interval-ms", "50",
+    "--engine-min-retry-interval-ms", "10",
+    "--engine-min-ongoing-interval-ms", "10",
     "--engine-retry-initial-ms", "50",
     "--engine-retry-max-ms", "500",
     ...extraArgs,

@@ -19,7 +19,19 @@ export function testConfig(store: string, overrides: DeepPartial<AccordConfig> =
     // Fast retries and polling keep the suites short; tests override per case.
     cluster: { ...base.cluster, ...overrides.cluster },
     security: { ...base.security, ...overrides.security },
-    engine: { ...base.engine, pollIntervalMs: 50, retryInitialMs: 50, retryMaxMs: 400, ongoingIntervalMs: 50, leaseMs: 2000, ...overrides.engine },
+    // Floors lowered so tests can ask for short intervals; the floors themselves have their own test.
+    engine: {
+      ...base.engine,
+      pollIntervalMs: 50,
+      retryInitialMs: 50,
+      retryMaxMs: 400,
+      ongoingIntervalMs: 50,
+      leaseMs: 2000,
+      minRetryIntervalMs: 10,
+      minOngoingIntervalMs: 10,
+      minBranchTimeoutMs: 10,
+      ...overrides.engine,
+    },
   };
 }
 
