@@ -18,6 +18,11 @@ export class TransactionEvents {
     this.#emitter.emit(gid, state);
   }
 
+  /** Whether anyone here waits on `gid`, so a caller can skip building a state no one reads. */
+  watched(gid: string): boolean {
+    return this.#emitter.listenerCount(gid) > 0;
+  }
+
   /** Subscribe before looking at the current state, so no change slips between the two. */
   subscribe(gid: string, timeoutMs: number, signal?: AbortSignal): Subscription {
     let cancel = () => {};

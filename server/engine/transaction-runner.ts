@@ -196,6 +196,9 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
       if (pastAttempts || pastElapsed) stalled = true;
     });
 
+    // Watchers see each branch result as it is known, before (and without) a write of its own.
+    if (ctx.events.watched(gid)) ctx.events.changed(gid, { transaction: { ...tx, stalled, lastError: lastError || tx.lastError }, branches: branches.map((b) => ({ ...b })) });
+
     if (refusal) {
       const reason = `branch ${refusal.branch.branchId} ${refusal.branch.op} refused: ${refusal.detail}`;
       log.info({ branchId: refusal.branch.branchId, reason }, "aborting");

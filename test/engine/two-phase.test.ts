@@ -3,7 +3,7 @@ import { Code, ConnectError, createClient, type Client } from "@connectrpc/conne
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoordinatorService } from "../../gen/accord/v1/coordinator_pb.js";
-import { BranchOp, Mode, TransactionStatus, type Transaction } from "../../gen/accord/v1/transaction_pb.js";
+import { BranchOp, BranchStatus, Mode, TransactionStatus, type Transaction } from "../../gen/accord/v1/transaction_pb.js";
 import type { RunningCoordinator } from "../../server/coordinator.js";
 import { TestBranchService } from "../support/branch-service.js";
 import { startTestCoordinator } from "../support/coordinator.js";
@@ -288,6 +288,32 @@ for (const backend of backends()) {
         const statuses = seen.map((t) => t.status).filter((s, i, all) => s !== all[i - 1]);
         expect(statuses).toEqual([TransactionStatus.SUBMITTED, TransactionStatus.ABORTING, TransactionStatus.FAILED]);
         expect(seen.at(-1)?.failedBranchId).toBe("02");
+      });
+
+      it("streams each branch result as it is known, while the transaction is still running", async () => {
+        const gid = uniqueGid("watch-steps");
+        // Each action answers only once the watch has shown the one before it succeed.
+        const gates = [gate(), gate(), gate()];
+        ["a", "b", "c"].forEach((name, i) => svc.on(`/steps-${name}`, () => ({ status: 200, until: gates[i]!.opened })));
+        await client.submit({
+          gid,
+          mode: Mode.SAGA,
+          steps: ["a", "b", "c"].map((name) => ({ action: svc.httpUrl(`/steps-${name}`), compensate: svc.httpUrl(`/steps-${name}-undo`) })),
+          // No timeout (and so no write of progress) while a call is held: only the stream can open the next gate.
+          options: { branchTimeout: { seconds: 600n } },
+        });
+        const succeededActions = (t: Transaction) => t.branches.filter((b) => b.op === BranchOp.ACTION && b.status === BranchStatus.SUCCEEDED).map((b) => b.branchId);
+        const progress: { status: TransactionStatus; done: string[] }[] = [];
+        for await (const update of client.watchTransaction({ gid }, { timeoutMs: 30_000 })) {
+          const done = succeededActions(update.transaction!);
+          progress.push({ status: update.transaction!.status, done });
+          gates[done.length]?.open(); // the watch saw `done.length` actions succeed: let the next answer
+        }
+        expect(gates.every((g) => g.isOpen())).toBe(true);
+        // Every action's success was streamed while the SAGA was still SUBMITTED, one at a time.
+        const running = progress.filter((p) => p.status === TransactionStatus.SUBMITTED).map((p) => p.done);
+        expect(running.slice(0, 3)).toEqual([[], ["01"], ["01", "02"]]);
+        expect(progress.at(-1)).toEqual({ status: TransactionStatus.SUCCEEDED, done: ["01", "02", "03"] });
       });
 
       // Several coordinators share a MySQL database; SQLite is one coordinator per file.
