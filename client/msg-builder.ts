@@ -35,7 +35,7 @@ export class MsgBuilder {
    * @example await accord.msg({ queryPrepared }).step({ action, payload })
    *   .run((gid) => barrier.msg(gid, (tx) => debit(tx)), { wait: true })
    */
-  async run(local: (gid: string) => Promise<void>, control: SubmitControl = {}): Promise<Transaction> {
+  async run(local: (gid: string) => Promise<unknown>, control: SubmitControl = {}): Promise<Transaction> {
     const gid = this.init.gid ?? (await this.calls.newGid(control));
     const steps = this.#steps.map((s) => ({ action: s.action, payload: encodePayload(s.payload), branchId: s.branchId ?? "" }));
     const beginId = this.calls.requestId();

@@ -32,6 +32,6 @@ export function transfers(accord: AccordClient, banks: Banks) {
       accord
         .msg({ queryPrepared: `${banks.a.url}/msg/query` })
         .step({ action: `${banks.b.url}/msg/credit`, payload: body(to, amount) })
-        .run((gid) => banks.a.ledger.barrier.msg(gid, (tx) => banks.a.ledger.add(tx, from, -amount)).then(() => undefined), { wait: true, timeoutMs: 30_000 }),
+        .run((gid) => banks.a.ledger.barrier.msg(gid, (tx) => banks.a.ledger.add(tx, from, -amount)), { wait: true, timeoutMs: 30_000 }),
   };
 }
