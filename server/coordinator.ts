@@ -72,6 +72,15 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
   const handler = connectNodeAdapter({
     routes: createRoutes({ store, health, engine, config, targets }),
     readMaxBytes: config.limits.maxMessageBytes,
+    // Connect ignores unknown JSON by default, and protobuf-es then also drops enum names it does
+    // not know: `statuses: ["BOGUS"]` became no filter, listing everything. Strict parsing (the
+    // protobuf JSON default) answers INVALID_ARGUMENT instead ("cannot decode enum
+    // accord.v1.TransactionStatus from JSON: "BOGUS"": protobuf-es names the enum, not the field),
+    // and refuses unknown JSON keys the same way, so a misspelt field fails rather than being
+    // ignored, and a JSON client on a newer schema must not send fields this coordinator lacks.
+    // Binary protobuf keeps skipping unknown fields; unknown enum numbers reach the handlers,
+    // which refuse them naming the field.
+    jsonOptions: { ignoreUnknownFields: false },
     interceptors: [createErrorInterceptor(logger), createAuthorizationInterceptor(createAuthorizationPolicy(security), logger)],
     // Only a verified certificate names the caller; an unverified one (mtls optional) does not.
     contextValues: (req) => {

@@ -7,7 +7,7 @@ import { invalidArgument, transactionNotFound } from "./errors.js";
 import { modes, transactionStatuses } from "./enum-mapping.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import { toTransaction } from "./transaction-mapper.js";
-import { requireGid } from "./validation.js";
+import { optionalGidPrefix, requireGid } from "./validation.js";
 
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 500;
@@ -33,6 +33,7 @@ export function createCoordinatorQueries(
         throw invalidArgument("page_size", `must be between 0 and ${MAX_PAGE_SIZE}`);
       }
       const limit = request.pageSize || DEFAULT_PAGE_SIZE;
+      const gidPrefix = optionalGidPrefix(request.gidPrefix);
       const statuses = request.statuses.map((s, i) => {
         const status = transactionStatuses.fromProto(s);
         if (!status) throw invalidArgument(`statuses[${i}]`, `unknown status ${s}`);
@@ -49,7 +50,7 @@ export function createCoordinatorQueries(
         modes: modeFilter,
         createdAfter: request.createdAfter ? timestampMs(request.createdAfter) : undefined,
         createdBefore: request.createdBefore ? timestampMs(request.createdBefore) : undefined,
-        gidPrefix: request.gidPrefix || undefined,
+        gidPrefix,
         stalledOnly: request.stalledOnly,
         limit,
         after,

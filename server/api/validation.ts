@@ -11,6 +11,11 @@ export function requireGid(gid: string, field = "gid"): string {
   return gid;
 }
 
+/** A gid prefix: empty (no filter) or the start of a gid, so the same alphabet and bound. */
+export function optionalGidPrefix(prefix: string, field = "gid_prefix"): string | undefined {
+  return prefix === "" ? undefined : requireGid(prefix, field);
+}
+
 export function requireBranchId(id: string, field: string): string {
   if (!BRANCH_ID.test(id)) throw invalidArgument(field, "must be 1 to 64 characters of A-Z a-z 0-9 . _ : -");
   return id;

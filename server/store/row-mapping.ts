@@ -81,13 +81,26 @@ interface ListColumns {
   stalled: AnyColumn;
 }
 
+/** Gids are at most this long (DESIGN.md rule 7; varchar(128) on MySQL). */
+const GID_CHARS = 128;
+
 /**
- * A LIKE condition matching a literal prefix. "!" is the escape character because backslash
- * means different things in SQLite and MySQL string literals.
+ * Rows whose gid starts with `prefix`, compared literally, whatever the prefix holds.
+ *
+ * LIKE alone is not literal: it folds ASCII case in SQLite and under MySQL's default _ci
+ * collations (accents too), and SQLite refuses patterns over 50,000 bytes ("LIKE or GLOB pattern
+ * too complex"). So LIKE only narrows (MySQL turns it into an index range) on the prefix's first
+ * GID_CHARS characters, which every match also starts with, with "%", "_" and the escape
+ * character escaped; comparing the first characters' UTF-8 bytes, hex-encoded, decides. "!" is
+ * the escape character because backslash means different things in SQLite and MySQL string
+ * literals. substr counts characters and hex encodes UTF-8 in both dialects.
  */
 function startsWith(column: AnyColumn, prefix: string): SQL {
-  const pattern = `${prefix.replace(/[!%_]/g, (c) => `!${c}`)}%`;
-  return sql`${column} like ${pattern} escape '!'`;
+  const chars = Array.from(prefix);
+  const narrowing = chars.slice(0, GID_CHARS).join("");
+  const pattern = `${narrowing.replace(/[!%_]/g, (c) => `!${c}`)}%`;
+  const bytes = Buffer.from(prefix, "utf8").toString("hex").toUpperCase();
+  return sql`(${column} like ${pattern} escape '!' and hex(substr(${column}, 1, ${chars.length})) = ${bytes})`;
 }
 
 export function listWhere(t: ListColumns, query: ListQuery): SQL | undefined {

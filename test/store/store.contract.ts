@@ -155,6 +155,27 @@ export function describeStoreContract(backend: StoreBackend) {
       expect(window.transactions.map((t) => t.gid)).toEqual(["list_5", "list_4", "list_3", "list_2"]);
     });
 
+    it("matches a gid prefix literally: LIKE wildcards, the escape character, backslash, case and accents", async () => {
+      const gids = ["pct%1", "pctX1", "und_1", "undX1", "bang!1", "bangX1", "bang!%1", "back\\1", "backX1", "Case-1", "case-2", "CASE-3", "café-1", "cafe-2"];
+      for (const gid of gids) await store.createTransaction(txRecord(gid), []);
+      const listed = async (gidPrefix: string) =>
+        (await store.listTransactions({ statuses: [], modes: [], stalledOnly: false, limit: 50, gidPrefix })).transactions.map((t) => t.gid).sort();
+      expect(await listed("pct%")).toEqual(["pct%1"]);
+      expect(await listed("und_")).toEqual(["und_1"]);
+      expect(await listed("bang!")).toEqual(["bang!%1", "bang!1"]);
+      expect(await listed("bang!%")).toEqual(["bang!%1"]);
+      expect(await listed("back\\")).toEqual(["back\\1"]);
+      expect(await listed("Case")).toEqual(["Case-1"]);
+      expect(await listed("case")).toEqual(["case-2"]);
+      expect(await listed("café")).toEqual(["café-1"]);
+      expect(await listed("%")).toEqual([]);
+      expect(await listed("_")).toEqual([]);
+      expect(await listed("!")).toEqual([]);
+      expect(await listed("Case-1")).toEqual(["Case-1"]);
+      // Longer than any gid, and than SQLite's LIKE pattern limit (50,000 bytes): no match, no error.
+      expect(await listed(`Case-1${"x".repeat(100_000)}`)).toEqual([]);
+    });
+
     it("groups concurrent writes, keeping each caller's outcome its own", async () => {
       const creates = Array.from({ length: 40 }, (_, i) =>
         store.createTransaction(txRecord(`grp${i}`), [branchRecord(`grp${i}`, 1, "action"), branchRecord(`grp${i}`, 1, "compensate")]),
