@@ -7,6 +7,7 @@ import { createErrorInterceptor } from "./api/error-interceptor.js";
 import { createRoutes } from "./api/routes.js";
 import { redactedConfig, type AccordConfig } from "./config.js";
 import { startRegistration, type RegistrationState } from "./cluster/etcd-registration.js";
+import { createCommands } from "./engine/commands/index.js";
 import { createEngine, type Engine } from "./engine/engine.js";
 import { createBranchInvoker } from "./engine/branch-invoker.js";
 import { createAuthorizationInterceptor, createAuthorizationPolicy } from "./security/authorization.js";
@@ -70,7 +71,7 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
   };
 
   const handler = connectNodeAdapter({
-    routes: createRoutes({ store, health, engine, config, targets }),
+    routes: createRoutes({ store, health, engine, config, commands: createCommands({ store, engine, config, targets }) }),
     readMaxBytes: config.limits.maxMessageBytes,
     // Connect ignores unknown JSON by default, and protobuf-es then also drops enum names it does
     // not know: `statuses: ["BOGUS"]` became no filter, listing everything. Strict parsing (the

@@ -1,5 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { CommandError } from "../engine/commands/index.js";
+import { toConnectError } from "./errors.js";
 
 const CONNECTION_ERRORS = new Set([
   "ECONNREFUSED",
@@ -21,20 +23,39 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /**
- * The API edge: errors that are not already ConnectErrors are logged with the method and turned
- * into UNAVAILABLE (store unreachable: safe to retry) or INTERNAL, without internals in the reply.
+ * The API edge: command errors become their Connect codes (errors.ts); errors that are not already
+ * ConnectErrors are logged with the method and turned into UNAVAILABLE (store unreachable: safe
+ * to retry) or INTERNAL, without internals in the reply. A stream's errors surface while it is
+ * read, so its messages are wrapped too.
  */
 export function createErrorInterceptor(logger: Logger): Interceptor {
   return (next) => async (request) => {
-    try {
-      return await next(request);
-    } catch (error) {
-      if (error instanceof ConnectError) throw error;
-      const method = `${request.service.typeName}/${request.method.name}`;
+    const method = `${request.service.typeName}/${request.method.name}`;
+    const translate = (error: unknown): ConnectError => {
+      if (error instanceof ConnectError) return error;
+      if (error instanceof CommandError) return toConnectError(error);
       const connection = errorCode(error);
       logger.error({ err: error, method }, "request failed");
-      if (connection) throw new ConnectError(`store unavailable (${connection}); retry with the same request_id`, Code.Unavailable);
-      throw new ConnectError("internal error; the coordinator log has the details", Code.Internal);
+      if (connection) return new ConnectError(`store unavailable (${connection}); retry with the same request_id`, Code.Unavailable);
+      return new ConnectError("internal error; the coordinator log has the details", Code.Internal);
+    };
+    let response;
+    try {
+      response = await next(request);
+    } catch (error) {
+      throw translate(error);
     }
+    if (!response.stream) return response;
+    const messages = response.message;
+    return {
+      ...response,
+      message: (async function* () {
+        try {
+          yield* messages;
+        } catch (error) {
+          throw translate(error);
+        }
+      })(),
+    };
   };
 }

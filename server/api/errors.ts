@@ -1,6 +1,14 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import {
+  ConflictError,
+  InvalidInputError,
+  RequestIdReusedError,
+  TransactionNotFoundError,
+  WrongStatusError,
+  type CommandError,
+} from "../engine/commands/index.js";
 
 const DOMAIN = "accord.v1";
 
@@ -25,4 +33,17 @@ export function transactionNotFound(gid: string): ConnectError {
 /** For RPCs whose implementation belongs to a later milestone; the README lists them. */
 export function notImplementedYet(method: string, milestone: string): ConnectError {
   return errorWithReason(Code.Unimplemented, "NOT_IMPLEMENTED_YET", `${method} is not implemented yet (planned with ${milestone})`, { method });
+}
+
+/**
+ * The one mapping from the engine's command errors to Connect codes and error details. Every
+ * Connect service goes through it (the error interceptor), so a new command error is mapped here.
+ */
+export function toConnectError(error: CommandError): ConnectError {
+  if (error instanceof InvalidInputError) return invalidArgument(error.field, error.description);
+  if (error instanceof RequestIdReusedError) return invalidArgument(error.field, error.message);
+  if (error instanceof TransactionNotFoundError) return transactionNotFound(error.gid);
+  if (error instanceof WrongStatusError) return errorWithReason(Code.FailedPrecondition, "WRONG_STATUS", error.message, { gid: error.gid, status: error.status });
+  if (error instanceof ConflictError) return errorWithReason(Code.AlreadyExists, error.reason, error.message, error.metadata);
+  return new ConnectError(error.message, Code.Internal);
 }

@@ -12,7 +12,7 @@ import { file_google_rpc_error_details } from "../../gen/google/rpc/error_detail
 import type { StoreHealth } from "../observe/store-health.js";
 import type { AccordConfig } from "../config.js";
 import type { Engine } from "../engine/engine.js";
-import type { TargetPolicy } from "../security/target-policy.js";
+import type { Commands } from "../engine/commands/index.js";
 import type { Store } from "../store/index.js";
 import { createAdminService } from "./admin-service.js";
 import { createCoordinatorService } from "./coordinator-service.js";
@@ -24,11 +24,11 @@ export interface RouteDependencies {
   health: StoreHealth;
   engine: Engine;
   config: AccordConfig;
-  targets: TargetPolicy;
+  commands: Commands;
 }
 
 /** Every service on the one port. */
-export function createRoutes({ store, health, engine, config, targets }: RouteDependencies) {
+export function createRoutes({ store, health, engine, config, commands }: RouteDependencies) {
   const reflection = createReflectionServices(
     [
       file_accord_v1_coordinator,
@@ -48,7 +48,7 @@ export function createRoutes({ store, health, engine, config, targets }: RouteDe
     ],
   );
   return (router: ConnectRouter) => {
-    router.service(CoordinatorService, createCoordinatorService({ store, engine, config, targets }));
+    router.service(CoordinatorService, createCoordinatorService({ store, engine, config, commands }));
     router.service(AdminService, createAdminService());
     router.service(Health, createHealthService(health, [CoordinatorService.typeName, AdminService.typeName]));
     router.service(reflection.v1.service, reflection.v1.impl);

@@ -2,7 +2,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import type { WatchTransactionRequest } from "../../gen/accord/v1/coordinator_pb.js";
 import type { Engine } from "../engine/engine.js";
 import { isFinal, type Store, type TransactionWithBranches } from "../store/index.js";
-import { loadTransaction } from "./command-context.js";
+import { loadTransaction } from "../engine/commands/context.js";
 import { toTransaction } from "./transaction-mapper.js";
 import { requireGid } from "./validation.js";
 

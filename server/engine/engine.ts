@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { EngineConfig } from "../config.js";
-import { isFinal, type Store, type TransactionWithBranches } from "../store/index.js";
+import { isFinal, type Store, type TransactionRecord, type TransactionWithBranches } from "../store/index.js";
 import type { BranchInvoker } from "./branch-invoker.js";
 import { runTransaction, type RunResult } from "./transaction-runner.js";
 import { Semaphore } from "./semaphore.js";
@@ -21,6 +21,10 @@ export interface Engine {
    * its state when the caller has it (Submit of a SAGA: the rows it wrote), saving a read.
    */
   runReserved(gid: string, known?: TransactionWithBranches): void;
+  /** The changes that give this coordinator the lease of a transaction from `now`. */
+  leaseChanges(now: number): { owner: string; leaseUntil: number };
+  /** Makes a transaction about to be created this coordinator's to run (the first lease generation). */
+  takeLeaseOnCreate(transaction: TransactionRecord): void;
   /**
    * The transaction once final, or its latest state when `timeoutMs` passes or `signal` aborts.
    * `known` is a state the caller already has, saving the first read.
@@ -153,6 +157,10 @@ export function createEngine({ store, config, logger, invoker }: EngineOptions):
     reserve: () => !stopping && slots.tryAcquire(),
     unreserve: () => slots.release(),
     runReserved: launch,
+    leaseChanges: (now) => ({ owner: coordinatorId, leaseUntil: now + config.leaseMs }),
+    takeLeaseOnCreate(transaction) {
+      Object.assign(transaction, { owner: coordinatorId, leaseUntil: transaction.createdAt + config.leaseMs, leaseGeneration: 1 });
+    },
 
     async waitForFinal(gid, timeoutMs, signal, known) {
       const deadline = Date.now() + timeoutMs;

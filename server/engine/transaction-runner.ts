@@ -4,6 +4,7 @@ import { isFinal, type BranchRecord, type Store, type TransactionChanges, type T
 import type { BranchInvoker } from "./branch-invoker.js";
 import { driverFor } from "./mode-drivers.js";
 import { backoffMs, effectivePolicy } from "./policy.js";
+import { transitionOp } from "./transitions.js";
 import type { TransactionEvents } from "./transaction-events.js";
 
 export interface RunnerContext {
@@ -59,35 +60,41 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
   const notBefore = new Map<BranchRecord, number>();
   let queryAttempts = 0;
 
-  /** Writes the unsaved branch progress and a CAS on the transaction as one unit. */
-  const persist = async (changes: TransactionChanges, expectStatus: boolean): Promise<boolean> => {
+  /**
+   * Writes the unsaved branch progress and a CAS on the transaction as one unit, while this
+   * coordinator holds the lease: to status `to` (through the transition table), or, with
+   * `to` = "same", in the status it has (undefined: whatever status it has).
+   */
+  const persist = async (changes: Omit<TransactionChanges, "status">, to: TransactionStatus | "same" | undefined): Promise<boolean> => {
     const now = Date.now();
-    const fullChanges = { ...changes, updatedAt: now };
-    const ops: WriteOp[] = [
-      ...groupBranchWrites(gid, unsaved, tx.status, now),
-      { kind: "transaction", gid, expect: { owner: ctx.coordinatorId, ...(expectStatus ? { statuses: [tx.status] } : {}) }, changes: fullChanges },
-    ];
+    const fullChanges: TransactionChanges = { ...changes, updatedAt: now };
+    const owner = ctx.coordinatorId;
+    const cas: WriteOp =
+      to === undefined || to === "same"
+        ? { kind: "transaction", gid, expect: { owner, ...(to === "same" ? { statuses: [tx.status] } : {}) }, changes: fullChanges }
+        : transitionOp(gid, tx.mode, tx.status, to, fullChanges, owner);
+    const ops: WriteOp[] = [...groupBranchWrites(gid, unsaved, tx.status, now), cas];
     const outcomes = await ctx.store.write(ops);
     unsaved.clear();
     const moved = outcomes.at(-1) === true;
     if (moved) {
       if (fullChanges.owner === null) ctx.noteReleased(gid);
-      Object.assign(tx, fullChanges);
+      Object.assign(tx, fullChanges, to === undefined || to === "same" ? {} : { status: to });
       ctx.events.changed(gid, { transaction: { ...tx }, branches: branches.map((b) => ({ ...b })) });
     }
     return moved;
   };
 
   const release = async (until: number): Promise<RunResult> => {
-    await persist({ nextAttemptAt: until, owner: null, leaseUntil: null }, false);
+    await persist({ nextAttemptAt: until, owner: null, leaseUntil: null }, undefined);
     return { kind: "waiting", until };
   };
 
   const finish = async (status: "succeeded" | "failed", reason?: string): Promise<RunResult> => {
     const now = Date.now();
-    const changes: TransactionChanges = { status, finishedAt: now, nextAttemptAt: null, owner: null, leaseUntil: null, stalled: false };
+    const changes: TransactionChanges = { finishedAt: now, nextAttemptAt: null, owner: null, leaseUntil: null, stalled: false };
     if (reason) changes.failureReason = reason;
-    const done = await persist(changes, true);
+    const done = await persist(changes, status);
     if (done) log.info({ status }, "transaction finished");
     return done ? FINISHED : YIELDED;
   };
@@ -99,7 +106,7 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
     return YIELDED;
   };
 
-  const transition = async (to: TransactionStatus, changes: TransactionChanges = {}): Promise<boolean> => persist({ ...changes, status: to }, true);
+  const transition = async (to: TransactionStatus, changes: TransactionChanges = {}): Promise<boolean> => persist(changes, to);
 
   for (;;) {
     if (ctx.shouldYield(gid)) return release(Date.now());
@@ -136,7 +143,7 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
       if (outcome.kind === "failure") return finish("failed", `query_prepared answered FAILURE: ${outcome.detail}`);
       const delay = outcome.kind === "ongoing" ? policy.retry.ongoingMs : backoffMs(queryAttempts, policy.retry);
       const stalled = (outcome.kind === "error" && queryAttempts >= policy.retry.maxAttempts) || Date.now() - tx.createdAt >= policy.retry.maxElapsedMs;
-      await persist({ lastError: `query_prepared: ${outcome.detail} (attempt ${queryAttempts})`, stalled: stalled || tx.stalled }, true);
+      await persist({ lastError: `query_prepared: ${outcome.detail} (attempt ${queryAttempts})`, stalled: stalled || tx.stalled }, "same");
       return release(Date.now() + delay);
     }
 
@@ -207,7 +214,7 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
     }
     if (lastError || stalled !== tx.stalled) {
       if (stalled && !tx.stalled) log.warn({ lastError }, "transaction stalled: retries past the policy; still retrying at the cap");
-      if (!(await persist({ lastError: lastError || tx.lastError, stalled }, true))) return YIELDED;
+      if (!(await persist({ lastError: lastError || tx.lastError, stalled }, "same"))) return YIELDED;
     }
   }
 }

@@ -1,28 +1,39 @@
-import { createHash } from "node:crypto";
-import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { create, toJsonString } from "@bufbuild/protobuf";
 import { durationMs } from "@bufbuild/protobuf/wkt";
-import { SubmitRequestSchema, type SubmitRequest } from "../../gen/accord/v1/coordinator_pb.js";
-import { TransactionOptionsSchema, type Step, type TransactionOptions } from "../../gen/accord/v1/transaction_pb.js";
-import type { AccordConfig } from "../config.js";
-import type { TargetPolicy } from "../security/target-policy.js";
-import { parseTarget, InvalidTargetError } from "../engine/target.js";
-import type { BranchRecord, TransactionRecord, TransactionWithBranches } from "../store/index.js";
-import { invalidArgument } from "./errors.js";
-import { validateOptions, type OptionFloors } from "./options-validation.js";
-import { requireBranchId } from "./validation.js";
+import { TransactionOptionsSchema, type TransactionOptions } from "../../../gen/accord/v1/transaction_pb.js";
+import type { AccordConfig } from "../../config.js";
+import type { TargetPolicy } from "../../security/target-policy.js";
+import { parseTarget, InvalidTargetError } from "../target.js";
+import type { BranchRecord, Mode, TransactionRecord, TransactionWithBranches } from "../../store/index.js";
+import { INITIAL_STATUS } from "../transitions.js";
+import { InvalidInputError } from "./errors.js";
+import { requireBranchId } from "./identifiers.js";
+import { validateOptions, type OptionFloors } from "./options.js";
+
+/** One SAGA or MSG step as every API gives it (the proto Step has this shape). */
+export interface StepInput {
+  /** Empty: the 1-based position, zero-padded ("01"). */
+  branchId: string;
+  action: string;
+  /** SAGA only. */
+  compensate: string;
+  payload: Uint8Array;
+  /** SAGA with options.concurrent: branches that must succeed first. */
+  after: readonly string[];
+}
 
 /** A branch target: a valid URL of a supported kind, and allowed by the target policy. */
 export function requireTarget(value: string, field: string, policy: TargetPolicy): string {
-  if (value === "") throw invalidArgument(field, "is required");
+  if (value === "") throw new InvalidInputError(field, "is required");
   let target;
   try {
     target = parseTarget(value);
   } catch (error) {
-    if (error instanceof InvalidTargetError) throw invalidArgument(field, error.message);
+    if (error instanceof InvalidTargetError) throw new InvalidInputError(field, error.message);
     throw error;
   }
   const refusal = policy.refusal(target.kind === "http" ? target.url : new URL(value));
-  if (refusal) throw invalidArgument(field, refusal);
+  if (refusal) throw new InvalidInputError(field, refusal);
   return value;
 }
 
@@ -30,12 +41,12 @@ export function requireTarget(value: string, field: string, policy: TargetPolicy
 export const defaultBranchId = (index: number) => String(index + 1).padStart(2, "0");
 
 /** Rejects unknown `after` references and cycles, naming the step. */
-function checkDag(ids: string[], steps: readonly Step[]): void {
+function checkDag(ids: string[], steps: readonly StepInput[]): void {
   const known = new Set(ids);
   steps.forEach((step, i) =>
     step.after.forEach((dep, j) => {
-      if (!known.has(dep)) throw invalidArgument(`steps[${i}].after[${j}]`, `names unknown branch "${dep}"`);
-      if (dep === ids[i]) throw invalidArgument(`steps[${i}].after[${j}]`, "a branch cannot wait for itself");
+      if (!known.has(dep)) throw new InvalidInputError(`steps[${i}].after[${j}]`, `names unknown branch "${dep}"`);
+      if (dep === ids[i]) throw new InvalidInputError(`steps[${i}].after[${j}]`, "a branch cannot wait for itself");
     }),
   );
   // Kahn's algorithm: whatever cannot be ordered is on a cycle.
@@ -55,14 +66,8 @@ function checkDag(ids: string[], steps: readonly Step[]): void {
   }
   if (ordered < ids.length) {
     const onCycle = ids.findIndex((id) => indegree.get(id)! > 0);
-    throw invalidArgument(`steps[${onCycle}].after`, `branch "${ids[onCycle]}" is on a dependency cycle`);
+    throw new InvalidInputError(`steps[${onCycle}].after`, `branch "${ids[onCycle]}" is on a dependency cycle`);
   }
-}
-
-/** What a retried Submit or Begin must repeat exactly to count as the same transaction. */
-export function contentHash(request: Pick<SubmitRequest, "mode" | "steps" | "options">, queryPrepared = ""): string {
-  const canonical = create(SubmitRequestSchema, { mode: request.mode, steps: request.steps, options: request.options });
-  return createHash("sha256").update(toBinary(SubmitRequestSchema, canonical)).update(queryPrepared).digest("hex");
 }
 
 interface StepRules {
@@ -73,37 +78,37 @@ interface StepRules {
 }
 
 /** Validates steps (SAGA or MSG) and turns them into branch rows: one action, plus a compensate for SAGA. */
-export function stepBranches(gid: string, steps: readonly Step[], options: TransactionOptions | undefined, rules: StepRules, now: number): BranchRecord[] {
+export function stepBranches(gid: string, steps: readonly StepInput[], options: TransactionOptions | undefined, rules: StepRules, now: number): BranchRecord[] {
   const { limits } = rules;
-  if (steps.length === 0) throw invalidArgument("steps", "at least one step is needed");
-  if (steps.length > limits.maxBranches) throw invalidArgument("steps", `at most ${limits.maxBranches} steps are allowed (got ${steps.length})`);
+  if (steps.length === 0) throw new InvalidInputError("steps", "at least one step is needed");
+  if (steps.length > limits.maxBranches) throw new InvalidInputError("steps", `at most ${limits.maxBranches} steps are allowed (got ${steps.length})`);
   const concurrent = options?.concurrent ?? false;
   const ids = steps.map((step, i) => (step.branchId ? requireBranchId(step.branchId, `steps[${i}].branch_id`) : defaultBranchId(i)));
   const seen = new Map<string, number>();
   ids.forEach((id, i) => {
     const first = seen.get(id);
-    if (first !== undefined) throw invalidArgument(`steps[${i}].branch_id`, `"${id}" is already used by steps[${first}]`);
+    if (first !== undefined) throw new InvalidInputError(`steps[${i}].branch_id`, `"${id}" is already used by steps[${first}]`);
     seen.set(id, i);
   });
   steps.forEach((step, i) => {
     requireTarget(step.action, `steps[${i}].action`, rules.targets);
     if (rules.compensate === "required") requireTarget(step.compensate, `steps[${i}].compensate`, rules.targets);
-    else if (step.compensate) throw invalidArgument(`steps[${i}].compensate`, "is not allowed: MSG branches run until they succeed and are never compensated");
+    else if (step.compensate) throw new InvalidInputError(`steps[${i}].compensate`, "is not allowed: MSG branches run until they succeed and are never compensated");
     if (step.payload.byteLength > limits.maxPayloadBytes) {
-      throw invalidArgument(`steps[${i}].payload`, `is ${step.payload.byteLength} bytes; at most ${limits.maxPayloadBytes} are allowed`);
+      throw new InvalidInputError(`steps[${i}].payload`, `is ${step.payload.byteLength} bytes; at most ${limits.maxPayloadBytes} are allowed`);
     }
-    if (step.after.length > 0 && !concurrent) throw invalidArgument(`steps[${i}].after`, "needs options.concurrent = true");
+    if (step.after.length > 0 && !concurrent) throw new InvalidInputError(`steps[${i}].after`, "needs options.concurrent = true");
   });
   if (concurrent) checkDag(ids, steps);
 
-  const branch = (step: Step, i: number, op: "action" | "compensate"): BranchRecord => ({
+  const branch = (step: StepInput, i: number, op: "action" | "compensate"): BranchRecord => ({
     gid,
     branchId: ids[i]!,
     op,
     seq: i,
     target: op === "action" ? step.action : step.compensate,
     payload: step.payload,
-    after: op === "action" ? step.after : [],
+    after: op === "action" ? [...step.after] : [],
     status: "pending",
     attempts: 0,
     lastError: "",
@@ -117,8 +122,7 @@ export function stepBranches(gid: string, steps: readonly Step[], options: Trans
 /** A new transaction row: unowned, due at `nextAttemptAt` for whichever coordinator claims it. */
 export function newTransactionRecord(fields: {
   gid: string;
-  mode: TransactionRecord["mode"];
-  status: TransactionRecord["status"];
+  mode: Mode;
   options: TransactionOptions | undefined;
   queryPrepared?: string;
   contentHash: string;
@@ -129,7 +133,7 @@ export function newTransactionRecord(fields: {
   return {
     gid: fields.gid,
     mode: fields.mode,
-    status: fields.status,
+    status: INITIAL_STATUS[fields.mode],
     stalled: false,
     options: toJsonString(TransactionOptionsSchema, fields.options ?? create(TransactionOptionsSchema)),
     queryPrepared: fields.queryPrepared ?? "",
@@ -150,27 +154,25 @@ export function newTransactionRecord(fields: {
 }
 
 /**
- * Validates a SAGA Submit and turns it into the rows to store: the transaction, unowned and due
- * at once (if its coordinator dies, whoever claims it after the lease runs it), and an action and
- * a compensate row per step.
+ * Validates a SAGA and turns it into the rows to store: the transaction, unowned and due at once
+ * (if its coordinator dies, whoever claims it after the lease runs it), and an action and a
+ * compensate row per step.
  */
 export function sagaRecords(
-  request: SubmitRequest,
-  gid: string,
+  input: { gid: string; steps: readonly StepInput[]; options: TransactionOptions | undefined; contentHash: string },
   limits: AccordConfig["limits"],
   targets: TargetPolicy,
   floors: OptionFloors,
   now = Date.now(),
 ): TransactionWithBranches {
-  validateOptions(request.options, floors);
-  const branches = stepBranches(gid, request.steps, request.options, { compensate: "required", limits, targets }, now);
-  const timeoutToFail = request.options?.timeoutToFail;
+  validateOptions(input.options, floors);
+  const branches = stepBranches(input.gid, input.steps, input.options, { compensate: "required", limits, targets }, now);
+  const timeoutToFail = input.options?.timeoutToFail;
   const transaction = newTransactionRecord({
-    gid,
+    gid: input.gid,
     mode: "saga",
-    status: "submitted",
-    options: request.options,
-    contentHash: contentHash(request),
+    options: input.options,
+    contentHash: input.contentHash,
     now,
     nextAttemptAt: now,
     deadlineAt: timeoutToFail && durationMs(timeoutToFail) > 0 ? now + durationMs(timeoutToFail) : null,
