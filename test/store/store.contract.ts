@@ -155,6 +155,19 @@ export function describeStoreContract(backend: StoreBackend) {
       expect(window.transactions.map((t) => t.gid)).toEqual(["list_5", "list_4", "list_3", "list_2"]);
     });
 
+    it("tells gids, branch ids and request ids apart by case, as SQLite does", async () => {
+      for (const gid of ["Order-1", "order-1"]) {
+        expect(await store.write([{ kind: "create", transaction: txRecord(gid, { contentHash: gid }), branches: [branchRecord(gid, 1, "action"), branchRecord(gid, 1, "action", { branchId: "0A" }), branchRecord(gid, 1, "action", { branchId: "0a" })] }])).toEqual([{ created: true }]);
+      }
+      expect((await store.getTransaction("Order-1"))?.transaction.contentHash).toBe("Order-1");
+      expect((await store.getTransaction("order-1"))?.branches.map((b) => b.branchId).sort()).toEqual(["01", "0A", "0a"]);
+      const request = { requestId: "Req-A", caller: "Spiffe://x", method: "Submit", gid: "Order-1", fingerprint: "f", createdAt: Date.now() };
+      expect(await store.write([{ kind: "request", request }])).toEqual([{ created: true }]);
+      expect(await store.write([{ kind: "request", request: { ...request, requestId: "req-a" } }])).toEqual([{ created: true }]);
+      expect(await store.write([{ kind: "request", request: { ...request, caller: "spiffe://x" } }])).toEqual([{ created: true }]);
+      expect(await store.getRequest("Spiffe://x", "req-a")).toMatchObject({ requestId: "req-a" });
+    });
+
     it("matches a gid prefix literally: LIKE wildcards, the escape character, backslash, case and accents", async () => {
       const gids = ["pct%1", "pctX1", "und_1", "undX1", "bang!1", "bangX1", "bang!%1", "back\\1", "backX1", "Case-1", "case-2", "CASE-3", "café-1", "cafe-2"];
       for (const gid of gids) await store.createTransaction(txRecord(gid), []);
