@@ -125,7 +125,7 @@ describe("hostile input", () => {
       for (let i = 0; i < 50; i++) open("POST /accord.v1.CoordinatorService/NewGid HTTP/1.1\r\nHost: x\r\n");
       open(); // idle: says nothing at all
       await stillServing(guardedClient);
-      await waitUntil(async () => lifetimes.length === 51, "the server to close all 51 idle and slowloris connections", 20_000);
+      await waitUntil(async () => lifetimes.length === 51, () => `the server to close all 51 idle and slowloris connections (${lifetimes.length} closed)`, 20_000);
       expect(Math.max(...lifetimes)).toBeLessThan(5000);
       await stillServing(guardedClient);
     } finally {

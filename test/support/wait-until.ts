@@ -3,11 +3,11 @@ export class GiveUp extends Error {}
 
 /**
  * Polls `probe` until it resolves truthy, or fails after `timeoutMs` with the last error; at once
- * if the probe throws `GiveUp`.
+ * if the probe throws `GiveUp`. `what` may be a function, to describe the state at the timeout.
  */
 export async function waitUntil<T>(
   probe: () => Promise<T | undefined | false>,
-  what: string,
+  what: string | (() => string),
   timeoutMs = 15_000,
   intervalMs = 50,
 ): Promise<T> {
@@ -23,7 +23,8 @@ export async function waitUntil<T>(
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
-  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
+  const description = typeof what === "function" ? what() : what;
+  throw new Error(`timed out after ${timeoutMs}ms waiting for ${description}${lastError ? `: ${String(lastError)}` : ""}`);
 }
 
 /**
