@@ -120,7 +120,7 @@ export function createEngine({ store, config, logger, invoker }: EngineOptions):
     for (const tx of claimed) {
       if (running.has(tx.gid) || !slots.tryAcquire()) {
         // Cannot run it now: let the lease lapse quickly for someone else.
-        await store.updateTransaction(tx.gid, { owner: coordinatorId }, { owner: null, leaseUntil: null });
+        await store.write([{ kind: "transaction", gid: tx.gid, expect: { owner: coordinatorId }, changes: { owner: null, leaseUntil: null } }]);
         continue;
       }
       launch(tx.gid);

@@ -1,4 +1,4 @@
-import type { Mode, TransactionChanges, TransactionStatus, WriteOp } from "../store/index.js";
+import type { Mode, StatusTransition, TransactionChanges, TransactionStatus, WriteOp } from "../store/index.js";
 
 /**
  * Every status a transaction may move to, per mode: the one place a status change is allowed
@@ -47,9 +47,11 @@ export function transitionOp(
   mode: Mode,
   from: TransactionStatus,
   to: TransactionStatus,
-  changes: Omit<TransactionChanges, "status"> = {},
+  changes: TransactionChanges = {},
   owner?: string,
 ): Extract<WriteOp, { kind: "transaction" }> {
   if (!canTransition(mode, from, to)) throw new IllegalTransitionError(mode, from, to);
-  return { kind: "transaction", gid, expect: { statuses: [from], ...(owner !== undefined ? { owner } : {}) }, changes: { ...changes, status: to } };
+  // The one place a StatusTransition is made: the store applies no other status change.
+  const transition = { from, to } as StatusTransition;
+  return { kind: "transaction", gid, expect: owner !== undefined ? { owner } : {}, changes, transition };
 }

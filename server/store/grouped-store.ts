@@ -1,18 +1,5 @@
 import { createGroupCommit } from "./group-commit.js";
-import type {
-  BranchChanges,
-  BranchKey,
-  CreateResult,
-  ListPage,
-  ListQuery,
-  TransactionChanges,
-  TransactionExpectation,
-  TransactionRecord,
-  TransactionStatus,
-  TransactionWithBranches,
-  BranchRecord,
-  RequestRecord,
-} from "./records.js";
+import type { ListPage, ListQuery, RequestRecord, TransactionRecord, TransactionWithBranches } from "./records.js";
 import type { Store } from "./store.js";
 import type { WriteOp, WriteOutcome } from "./write-ops.js";
 
@@ -30,26 +17,6 @@ export abstract class GroupedStore implements Store {
 
   write(ops: WriteOp[]): Promise<WriteOutcome[]> {
     return this.#commit(ops);
-  }
-
-  async createTransaction(transaction: TransactionRecord, branches: BranchRecord[]): Promise<CreateResult> {
-    const [outcome] = await this.write([{ kind: "create", transaction, branches }]);
-    return outcome as CreateResult;
-  }
-
-  async updateTransaction(gid: string, expect: TransactionExpectation, changes: TransactionChanges): Promise<boolean> {
-    const [outcome] = await this.write([{ kind: "transaction", gid, expect, changes }]);
-    return outcome === true;
-  }
-
-  async updateBranch(key: BranchKey, statuses: readonly TransactionStatus[], changes: BranchChanges): Promise<boolean> {
-    const [outcome] = await this.write([{ kind: "branches", gid: key.gid, keys: [key], statuses, changes }]);
-    return outcome === true;
-  }
-
-  async addBranches(gid: string, statuses: readonly TransactionStatus[], branches: BranchRecord[]): Promise<boolean> {
-    const [outcome] = await this.write([{ kind: "addBranches", gid, statuses, branches }]);
-    return outcome === true;
   }
 
   abstract getRequest(caller: string, requestId: string): Promise<RequestRecord | undefined>;

@@ -94,11 +94,13 @@ export interface ListPage {
   next?: ListCursor;
 }
 
-/** What a CAS update of a transaction may change. */
+/**
+ * What a CAS update of a transaction may change besides its status. A status changes only through
+ * a StatusTransition, which only the engine's transition table makes (engine/transitions.ts).
+ */
 export type TransactionChanges = Partial<
   Pick<
     TransactionRecord,
-    | "status"
     | "stalled"
     | "lastError"
     | "failedBranchId"
@@ -110,6 +112,15 @@ export type TransactionChanges = Partial<
     | "leaseUntil"
   >
 >;
+
+declare const checkedByTransitionTable: unique symbol;
+
+/** A status change the transition table allowed: from `from` (checked by the CAS) to `to`. */
+export interface StatusTransition {
+  readonly from: TransactionStatus;
+  readonly to: TransactionStatus;
+  readonly [checkedByTransitionTable]: true;
+}
 
 /** The condition a CAS update of a transaction checks. */
 export interface TransactionExpectation {

@@ -1,17 +1,4 @@
-import type {
-  BranchChanges,
-  BranchKey,
-  BranchRecord,
-  CreateResult,
-  ListPage,
-  ListQuery,
-  TransactionChanges,
-  TransactionExpectation,
-  TransactionRecord,
-  TransactionStatus,
-  TransactionWithBranches,
-  RequestRecord,
-} from "./records.js";
+import type { ListPage, ListQuery, RequestRecord, TransactionRecord, TransactionWithBranches } from "./records.js";
 import type { WriteOp, WriteOutcome } from "./write-ops.js";
 
 /**
@@ -24,19 +11,11 @@ export interface Store {
 
   /**
    * Apply `ops` atomically (creates first, then the rest in order), grouped with other callers'
-   * writes into one database commit. One outcome per op.
+   * writes into one database commit. One outcome per op (write-ops.ts): a create whose gid exists
+   * writes nothing and returns the stored row; a compare-and-set or an addBranches whose
+   * condition no longer holds is `false` (a lost race, never an error).
    */
   write(ops: WriteOp[]): Promise<WriteOutcome[]>;
-
-  /**
-   * Create a transaction and all its branches in one database transaction. When the gid already
-   * exists nothing is written and the existing row is returned, so the caller can tell a retry
-   * (same content hash) from a conflict.
-   */
-  createTransaction(transaction: TransactionRecord, branches: BranchRecord[]): Promise<CreateResult>;
-
-  /** Add branches to an existing transaction, only while it is in one of `statuses`. */
-  addBranches(gid: string, statuses: readonly TransactionStatus[], branches: BranchRecord[]): Promise<boolean>;
 
   getTransaction(gid: string): Promise<TransactionWithBranches | undefined>;
 
@@ -44,18 +23,6 @@ export interface Store {
   getRequest(caller: string, requestId: string): Promise<RequestRecord | undefined>;
 
   listTransactions(query: ListQuery): Promise<ListPage>;
-
-  /**
-   * Compare-and-set: apply `changes` only if the row still matches `expect`. Resolves false when
-   * the row is gone or no longer matches (a lost race, never an error).
-   */
-  updateTransaction(gid: string, expect: TransactionExpectation, changes: TransactionChanges): Promise<boolean>;
-
-  /**
-   * Update one branch operation, only while its transaction is in one of `statuses`, so a branch
-   * result cannot land after the transaction moved on.
-   */
-  updateBranch(key: BranchKey, statuses: readonly TransactionStatus[], changes: BranchChanges): Promise<boolean>;
 
   /**
    * Claim up to `limit` transactions that are due (`nextAttemptAt <= now`) and not leased by a

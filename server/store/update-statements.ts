@@ -38,11 +38,15 @@ export function createUpdateStatements(transactions: Table, branches: Table) {
 
   return {
     transaction(op: Extract<WriteOp, { kind: "transaction" }>): Statement {
-      const assignments = set(txColumns, op.changes as Record<string, Value>);
+      const assignments = set(txColumns, { ...op.changes, ...(op.transition ? { status: op.transition.to } : {}) } as Record<string, Value>);
       // Whoever takes the lease gets the next fencing value (records.ts, leaseGeneration).
       if (typeof op.changes.owner === "string") assignments.sql += ", `lease_generation` = `lease_generation` + 1";
       let where = "`gid` = ?";
       const params: Statement["params"] = [...assignments.params, op.gid];
+      if (op.transition) {
+        where += " AND `status` = ?";
+        params.push(op.transition.from);
+      }
       if (op.expect.statuses) {
         where += ` AND \`status\` IN (${placeholders(op.expect.statuses.length)})`;
         params.push(...op.expect.statuses);

@@ -4,6 +4,7 @@ import type {
   BranchRecord,
   CreateResult,
   RequestRecord,
+  StatusTransition,
   TransactionChanges,
   TransactionExpectation,
   TransactionRecord,
@@ -22,8 +23,8 @@ export type WriteOp =
   | { kind: "request"; request: RequestRecord }
   /** Add branches to a transaction, only while it is in `statuses`. */
   | { kind: "addBranches"; gid: string; statuses: readonly TransactionStatus[]; branches: BranchRecord[] }
-  /** Compare-and-set on one transaction row. */
-  | { kind: "transaction"; gid: string; expect: TransactionExpectation; changes: TransactionChanges }
+  /** Compare-and-set on one transaction row; with `transition`, also its status (from → to). */
+  | { kind: "transaction"; gid: string; expect: TransactionExpectation; changes: TransactionChanges; transition?: StatusTransition }
   /** Set the same changes on some branch operations, only while the transaction is in `statuses`. */
   | {
       kind: "branches";

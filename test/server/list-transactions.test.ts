@@ -7,7 +7,7 @@ import { BranchOp, BranchStatus, Mode, TransactionStatus } from "../../gen/accor
 import type { RunningCoordinator } from "../../server/coordinator.js";
 import { startTestCoordinator } from "../support/coordinator.js";
 import { backends } from "../support/stores.js";
-import { branchRecord, txRecord } from "../store/fixtures.js";
+import { branchRecord, createTx, txRecord } from "../store/fixtures.js";
 
 for (const backend of backends()) {
   describe(`GetTransaction and ListTransactions end to end (${backend.name})`, () => {
@@ -20,7 +20,7 @@ for (const backend of backends()) {
       client = createClient(CoordinatorService, createGrpcTransport({ baseUrl: coordinator.url }));
       for (let i = 0; i < 12; i++) {
         const gid = `shop-${String(i).padStart(2, "0")}`;
-        await coordinator.store.createTransaction(
+        await createTx(coordinator.store, 
           txRecord(gid, {
             createdAt: base + i * 1000,
             mode: i % 3 === 0 ? "tcc" : "saga",
@@ -30,7 +30,7 @@ for (const backend of backends()) {
           [branchRecord(gid, 1, "action"), branchRecord(gid, 1, "compensate")],
         );
       }
-      await coordinator.store.createTransaction(txRecord("other-1", { createdAt: base }), []);
+      await createTx(coordinator.store, txRecord("other-1", { createdAt: base }), []);
     });
     afterAll(async () => {
       await coordinator.stop();

@@ -1,4 +1,4 @@
-import type { BranchRecord, TransactionRecord } from "../../server/store/index.js";
+import type { BranchChanges, BranchKey, BranchRecord, CreateResult, Store, TransactionRecord, TransactionStatus, WriteOp } from "../../server/store/index.js";
 
 export function txRecord(gid: string, overrides: Partial<TransactionRecord> = {}): TransactionRecord {
   const now = overrides.createdAt ?? Date.now();
@@ -41,4 +41,27 @@ export function branchRecord(gid: string, seq: number, op: BranchRecord["op"], o
     updatedAt: Date.now(),
     ...overrides,
   };
+}
+
+// One-op writes, as the engine's units are made of them (the Store has only write()).
+
+export async function createTx(store: Store, transaction: TransactionRecord, branches: BranchRecord[]): Promise<CreateResult> {
+  const [outcome] = await store.write([{ kind: "create", transaction, branches }]);
+  return outcome as CreateResult;
+}
+
+/** A compare-and-set, with a status change when `op` comes from the transition table. */
+export async function casTx(store: Store, op: Extract<WriteOp, { kind: "transaction" }>): Promise<boolean> {
+  const [outcome] = await store.write([op]);
+  return outcome === true;
+}
+
+export async function updateBranch(store: Store, key: BranchKey, statuses: readonly TransactionStatus[], changes: BranchChanges): Promise<boolean> {
+  const [outcome] = await store.write([{ kind: "branches", gid: key.gid, keys: [key], statuses, changes }]);
+  return outcome === true;
+}
+
+export async function addBranches(store: Store, gid: string, statuses: readonly TransactionStatus[], branches: BranchRecord[]): Promise<boolean> {
+  const [outcome] = await store.write([{ kind: "addBranches", gid, statuses, branches }]);
+  return outcome === true;
 }
