@@ -25,7 +25,7 @@ function etcdClient(config: ClusterConfig): Etcd3 {
   const read = (path: string) => (path ? readFileSync(path) : undefined);
   const ca = read(config.etcdCaFile);
   return new Etcd3({
-    hosts: config.etcdEndpoints.split(","),
+    hosts: config.etcdEndpoints,
     credentials: ca ? { rootCertificate: ca, privateKey: read(config.etcdKeyFile), certChain: read(config.etcdCertFile) } : undefined,
     dialTimeout: 2000,
     // Unary calls fail fast so a down etcd shows up as "unavailable" instead of hanging.
@@ -39,8 +39,8 @@ function etcdClient(config: ClusterConfig): Etcd3 {
  * and logged, and the coordinator keeps serving, because the database decides who runs what.
  */
 export function startRegistration(config: ClusterConfig, info: RegistrationInfo, logger: Logger): Registration {
-  if (!config.etcdEndpoints) return { state: () => "disabled", stop: async () => {} };
-  const log = logger.child({ etcd: config.etcdEndpoints });
+  if (config.etcdEndpoints.length === 0) return { state: () => "disabled", stop: async () => {} };
+  const log = logger.child({ etcd: config.etcdEndpoints.join(",") });
   const client = etcdClient(config);
   const key = `${config.prefix}${info.id}`;
   const value = JSON.stringify({ address: info.address, version: info.version, zone: info.zone });

@@ -17,26 +17,10 @@ export interface AuthorizationPolicy {
   prefixesOf(identity: string | undefined): string[] | undefined;
 }
 
-const list = (csv: string) => csv.split(",").map((s) => s.trim()).filter(Boolean);
-
-/** Reads `identity=prefix|prefix;identity2=prefix`; a prefix "*" grants every gid. */
-export function parseTenantPrefixes(spec: string): Map<string, string[]> {
-  return new Map(
-    spec
-      .split(";")
-      .map((entry) => entry.trim())
-      .filter(Boolean)
-      .map((entry) => {
-        const at = entry.lastIndexOf("=");
-        return [entry.slice(0, at).trim(), entry.slice(at + 1).split("|").map((p) => p.trim()).filter(Boolean)] as const;
-      }),
-  );
-}
-
 export function createAuthorizationPolicy(security: SecurityConfig): AuthorizationPolicy {
-  const coordinator = list(security.coordinatorCallers);
-  const admin = list(security.adminCallers);
-  const tenants = parseTenantPrefixes(security.tenantPrefixes);
+  const coordinator = security.coordinatorCallers;
+  const admin = security.adminCallers;
+  const tenants = new Map(security.tenantPrefixes.map((n) => [n.identity, n.prefixes]));
   const allowed = (callers: string[], identity: string | undefined) => callers.includes("*") || (identity !== undefined && callers.includes(identity));
   return {
     refusal(service, identity) {

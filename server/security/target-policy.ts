@@ -91,9 +91,13 @@ function localInterfaceAddresses(): Set<string> {
   );
 }
 
-export function createTargetPolicy(allowedHosts: string, allowedSchemes: string): TargetPolicy {
-  const entries = allowedHosts.split(",").map((s) => s.trim()).filter(Boolean).map(parseAllowEntry);
-  const schemes = new Set(allowedSchemes.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean));
+/** A list from the config, or the comma-separated form env and flags use. */
+type ListSetting = string | readonly string[];
+const listOf = (setting: ListSetting) => (typeof setting === "string" ? setting.split(",") : setting).map((s) => s.trim()).filter(Boolean);
+
+export function createTargetPolicy(allowedHosts: ListSetting, allowedSchemes: ListSetting): TargetPolicy {
+  const entries = listOf(allowedHosts).map(parseAllowEntry);
+  const schemes = new Set(listOf(allowedSchemes).map((s) => s.toLowerCase()));
   const protectedAddresses: ProtectedAddress[] = [];
   const localAddresses = localInterfaceAddresses();
 
@@ -132,13 +136,13 @@ export function createTargetPolicy(allowedHosts: string, allowedSchemes: string)
 }
 
 /** The addresses of the coordinator's etcd endpoints and database, known from its config. */
-export function infrastructureAddresses(config: { store: string; cluster: { etcdEndpoints: string } }): ProtectedAddress[] {
+export function infrastructureAddresses(config: { store: string; cluster: { etcdEndpoints: readonly string[] } }): ProtectedAddress[] {
   const addresses: ProtectedAddress[] = [];
   const add = (raw: string, defaultPort: number, what: string) => {
     const url = new URL(raw);
     addresses.push({ host: url.hostname, port: url.port ? Number(url.port) : defaultPort, what });
   };
-  for (const endpoint of config.cluster.etcdEndpoints.split(",").filter(Boolean)) add(endpoint, 2379, "an etcd endpoint of this coordinator");
+  for (const endpoint of config.cluster.etcdEndpoints) add(endpoint, 2379, "an etcd endpoint of this coordinator");
   if (config.store.startsWith("mysql://")) add(config.store, 3306, "this coordinator's database");
   return addresses;
 }

@@ -1,12 +1,11 @@
 import { pino, type Logger } from "pino";
-import { defaultConfig, type AccordConfig } from "../../server/config.js";
+import { defaultConfig, resolveConfig, type AccordConfig, type ConfigOverrides } from "../../server/config.js";
 import { startCoordinator, type RunningCoordinator } from "../../server/coordinator.js";
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
-
-export function testConfig(store: string, overrides: DeepPartial<AccordConfig> = {}): AccordConfig {
+/** Lists may be given as the comma strings env and flags take ("a,b"; tenantPrefixes "id=p|q;id2=r"). */
+export function testConfig(store: string, overrides: ConfigOverrides = {}): AccordConfig {
   const base = defaultConfig();
-  return {
+  return resolveConfig({
     ...base,
     ...overrides,
     port: overrides.port ?? 0,
@@ -32,10 +31,10 @@ export function testConfig(store: string, overrides: DeepPartial<AccordConfig> =
       minBranchTimeoutMs: 10,
       ...overrides.engine,
     },
-  };
+  });
 }
 
 /** An in-process coordinator on a free port; logs go nowhere unless ACCORD_TEST_LOGS is set or a logger is given. */
-export function startTestCoordinator(store: string, overrides: DeepPartial<AccordConfig> = {}, logger?: Logger): Promise<RunningCoordinator> {
+export function startTestCoordinator(store: string, overrides: ConfigOverrides = {}, logger?: Logger): Promise<RunningCoordinator> {
   return startCoordinator(testConfig(store, overrides), logger ?? pino({ level: process.env.ACCORD_TEST_LOGS ? "debug" : "silent" }));
 }
