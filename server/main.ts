@@ -1,13 +1,25 @@
-import { ConfigError, loadConfig } from "./config.js";
+import { ConfigError, commandLineRequest, loadConfig } from "./config.js";
+import { helpText } from "./config/docs.js";
 import { startCoordinator } from "./coordinator.js";
 import { createLogger } from "./observe/logger.js";
+import { ACCORD_VERSION } from "./version.js";
 
-// Entry point: `npm start -- [--config FILE] [--host H] [--port P] [--store URL] …`
+// Entry point: `npm start -- [--config FILE] [--host H] [--port P] [--store URL] …`; `--help` lists every option.
 
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const request = commandLineRequest(argv);
+  if (request === "help") {
+    process.stdout.write(helpText(ACCORD_VERSION));
+    return;
+  }
+  if (request === "version") {
+    process.stdout.write(`accord ${ACCORD_VERSION}\n`);
+    return;
+  }
   let config;
   try {
-    config = loadConfig({ argv: process.argv.slice(2), env: process.env });
+    config = loadConfig({ argv, env: process.env });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`accord: ${error.message}\n`);
