@@ -61,11 +61,15 @@ function contentHash(request: Pick<SubmitRequest, "mode" | "steps" | "options">,
 export function createCommandHandlers(deps: CommandHandlerDependencies): Pick<ServiceImpl<typeof CoordinatorService>, "begin" | "submit" | "abort" | "registerBranch"> {
   const { commands } = deps;
 
-  /** How long a wait may last: the caller's deadline less a margin to answer in time. */
+  /**
+   * How long a wait may last: the caller's deadline less a margin to answer in time. The margin
+   * grows with the deadline (a fifth, up to a second), so a busy process still answers before
+   * the caller gives up.
+   */
   const waitBudgetMs = (context: HandlerContext) => {
     const left = context.timeoutMs();
     const max = deps.config.engine.maxWaitMs;
-    return left === undefined ? max : Math.max(0, Math.min(max, left - Math.min(200, left * 0.1)));
+    return left === undefined ? max : Math.max(0, Math.min(max, left - Math.min(1000, left * 0.2)));
   };
 
   const reply = async ({ gid, state }: CommandResult, wait: boolean, context: HandlerContext) => {

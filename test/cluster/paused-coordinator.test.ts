@@ -23,7 +23,7 @@ const stop = async (procs: Proc[]) => {
 };
 const leaseLostGids = (p: Proc) => new Set([...p.output().stdout.matchAll(/"gid":"([^"]+)"[^\n]*lease lost/g)].map((m) => m[1]));
 
-it("a coordinator that wakes after losing its leases sends none of the calls queued on its bulkhead, and fences the rest", { timeout: 120_000 }, async () => {
+it("a coordinator that wakes after losing its leases sends none of the calls queued on its bulkhead, and fences the rest", { timeout: 240_000 }, async () => {
   const store = storeUrl("fence");
   // One call at a time to the branch host, so the transactions queue on A's bulkhead behind the first.
   const a = await startCoordinatorProcess(store, ["--engine-coordinator-id", "fence-a", "--engine-max-calls-per-host", "1", "--log-level", "info"]);
@@ -42,7 +42,7 @@ it("a coordinator that wakes after losing its leases sends none of the calls que
     for (const gid of gids) {
       await a.client.submit({ gid, mode: Mode.SAGA, steps: [{ action: svc.httpUrl("/fenced"), compensate: svc.httpUrl("/fenced-undo") }] });
     }
-    await waitUntil(async () => svc.callsTo("/fenced").length >= 1, "A to call the branch host");
+    await waitUntil(async () => svc.callsTo("/fenced").length >= 1, "A to call the branch host", 60_000);
     a.child.kill("SIGSTOP");
 
     await waitUntil(async () => {
@@ -73,18 +73,22 @@ it("a coordinator that wakes after losing its leases sends none of the calls que
   }
 });
 
-it("a coordinator paused mid-load holds nothing the other needs: the other keeps finishing and keeps its leases", { timeout: 150_000 }, async () => {
+it("a coordinator paused mid-load holds nothing the other needs: the other keeps finishing and keeps its leases", { timeout: 300_000 }, async () => {
   const store = storeUrl("pause_load");
-  const a = await startCoordinatorProcess(store, ["--engine-coordinator-id", "pause-a"]);
-  const b = await startCoordinatorProcess(store, ["--engine-coordinator-id", "pause-b"]);
+  // Leases long enough that a healthy coordinator keeps its own on a busy machine: losing one here
+  // must come from the paused peer, not from this machine's speed.
+  const lease = ["--engine-lease-ms", "6000"];
+  const a = await startCoordinatorProcess(store, ["--engine-coordinator-id", "pause-a", ...lease]);
+  const b = await startCoordinatorProcess(store, ["--engine-coordinator-id", "pause-b", ...lease]);
   try {
     const step = () => ({ action: svc.httpUrl("/load"), compensate: svc.httpUrl("/load-undo") });
     const accepted: string[] = [];
     let paused = false;
     let n = 0;
-    // Load on A until it is paused; bounded in count, and each call in time.
+    // Load on A until it is paused; bounded in count and in time, and each call in time.
+    const loadUntil = Date.now() + 120_000;
     const worker = async () => {
-      while (!paused && n < 2000) {
+      while (!paused && n < 2000 && Date.now() < loadUntil) {
         const gid = `pause-a-${Date.now()}-${n++}`;
         try {
           await a.client.submit({ gid, mode: Mode.SAGA, steps: [step(), step()] }, { timeoutMs: 5000 });
@@ -95,7 +99,7 @@ it("a coordinator paused mid-load holds nothing the other needs: the other keeps
       }
     };
     const workers = Array.from({ length: 8 }, worker);
-    await waitUntil(async () => accepted.length >= 100, "A to accept load");
+    await waitUntil(async () => accepted.length >= 100, () => `A to accept load (${accepted.length} so far)`, 120_000);
     a.child.kill("SIGSTOP");
     paused = true;
 
@@ -119,7 +123,7 @@ it("a coordinator paused mid-load holds nothing the other needs: the other keeps
     await waitUntil(async () => {
       for (const gid of accepted) if ((await b.client.getTransaction({ gid })).transaction?.status !== TransactionStatus.SUCCEEDED) return false;
       return true;
-    }, "every transaction A accepted to succeed", 90_000);
+    }, "every transaction A accepted to succeed", 120_000);
   } finally {
     await stop([a, b]);
   }
