@@ -149,6 +149,8 @@ function option<S extends z.ZodType>(kind: Kind<S>, defaultValue: z.output<S>, d
 
 function section<Shape extends z.core.$ZodLooseShape>(description: string, shape: Shape) {
   // prefault, not default: an absent section is parsed as {} so its keys get their own defaults.
+  // Every key is an option() with a default, so {} is valid input; TypeScript cannot see that
+  // through the generic shape.
   const schema = z.strictObject(shape).prefault({} as never);
   sectionDocs.add(schema, { description });
   return schema;
