@@ -133,6 +133,10 @@ export function describeStoreContract(backend: StoreBackend) {
       await createTx(store, txRecord("r2", { owner: "B", leaseUntil: now }), []);
       expect(await store.renewLeases("A", ["r1", "r2", "r3"], now + 9000)).toEqual(["r1"]);
       expect((await store.getTransaction("r2"))?.transaction.leaseUntil).toBe(now);
+      // Renewals that cross: the later lease stays, and the earlier renewal still counts as held.
+      expect(await store.renewLeases("A", ["r1"], now + 20_000)).toEqual(["r1"]);
+      expect(await store.renewLeases("A", ["r1"], now + 10_000)).toEqual(["r1"]);
+      expect((await store.getTransaction("r1"))?.transaction.leaseUntil).toBe(now + 20_000);
     });
 
     it("lists newest first with filters and stable page tokens", async () => {

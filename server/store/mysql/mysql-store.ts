@@ -1,7 +1,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
-import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, gte, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
 import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
 import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql, { type ResultSetHeader, type RowDataPacket } from "mysql2/promise";
@@ -282,8 +282,13 @@ class MysqlStore extends GroupedStore {
   async renewLeases(owner: string, gids: readonly string[], leaseUntil: number): Promise<string[]> {
     if (gids.length === 0) return [];
     const held = and(inArray(transactions.gid, [...gids]), eq(transactions.owner, owner));
-    await this.db.update(transactions).set({ leaseUntil }).where(held);
-    const rows = await this.db.select({ gid: transactions.gid }).from(transactions).where(and(held, eq(transactions.leaseUntil, leaseUntil)));
+    // Two renewals of one coordinator may cross (the periodic one and one before a call): a lease
+    // only ever grows, and a row still ours with at least this lease counts as renewed.
+    await this.db
+      .update(transactions)
+      .set({ leaseUntil: sql`GREATEST(COALESCE(${transactions.leaseUntil}, 0), ${leaseUntil})` })
+      .where(held);
+    const rows = await this.db.select({ gid: transactions.gid }).from(transactions).where(and(held, gte(transactions.leaseUntil, leaseUntil)));
     return rows.map((r) => r.gid);
   }
 

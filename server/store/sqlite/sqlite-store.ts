@@ -152,7 +152,8 @@ class SqliteStore extends GroupedStore {
     if (gids.length === 0) return [];
     const rows = await this.db
       .update(transactions)
-      .set({ leaseUntil })
+      // A lease only ever grows, whichever of two crossing renewals lands last.
+      .set({ leaseUntil: sql`max(coalesce(${transactions.leaseUntil}, 0), ${leaseUntil})` })
       .where(and(inArray(transactions.gid, [...gids]), eq(transactions.owner, owner)))
       .returning({ gid: transactions.gid });
     return rows.map((r) => r.gid);
