@@ -1,6 +1,6 @@
 import { ConfigError, commandLineRequest, loadConfig } from "./config.js";
 import { helpText } from "./config/docs.js";
-import { startCoordinator } from "./coordinator.js";
+import { startCoordinator, type RunningCoordinator } from "./coordinator.js";
 import { createLogger } from "./observe/logger.js";
 import { ACCORD_VERSION } from "./version.js";
 
@@ -26,29 +26,34 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger(config.log.level);
-  const coordinator = await startCoordinator(config, logger).catch((error: unknown) => {
-    logger.fatal({ err: error }, "could not start");
-    process.exit(1);
-  });
+  // Signal handlers go in before start-up: the port serves before startCoordinator returns, so a
+  // SIGTERM can come while it is still starting, and must stop it gracefully too.
+  let coordinator: RunningCoordinator | undefined;
+  let stopSignal: NodeJS.Signals | undefined;
+  const stop = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, "signal received");
+    stopSignal = signal;
+    coordinator?.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "unclean stop");
+        process.exit(1);
+      },
+    );
+  };
+  for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => stop(signal));
   process.on("SIGHUP", () => {
     try {
-      coordinator.reloadTls();
+      coordinator?.reloadTls();
     } catch (error) {
       logger.error({ err: error }, "SIGHUP: TLS reload failed");
     }
   });
-  for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    process.once(signal, () => {
-      logger.info({ signal }, "signal received");
-      coordinator.stop().then(
-        () => process.exit(0),
-        (error: unknown) => {
-          logger.error({ err: error }, "unclean stop");
-          process.exit(1);
-        },
-      );
-    });
-  }
+  coordinator = await startCoordinator(config, logger).catch((error: unknown) => {
+    logger.fatal({ err: error }, "could not start");
+    process.exit(1);
+  });
+  if (stopSignal) stop(stopSignal);
 }
 
 await main();
