@@ -1,4 +1,4 @@
-/** What a branch call came to, read from the status only (DESIGN.md branch contract table). */
+/** What a branch call came to, read from the status only (docs/architecture.md, "The branch contract"). */
 export type BranchOutcome =
   | { kind: "success" }
   | { kind: "failure"; detail: string }

@@ -1,4 +1,4 @@
-/** A parsed branch target URL (DESIGN.md "branch contract"). */
+/** A parsed branch target URL (docs/architecture.md, "The branch contract"). */
 export type BranchTarget =
   | { kind: "http"; url: URL; hostKey: string }
   | { kind: "grpc"; tls: boolean; authority: string; path: string; hostKey: string };

@@ -81,7 +81,7 @@ interface ListColumns {
   stalled: AnyColumn;
 }
 
-/** Gids are at most this long (DESIGN.md rule 7; varchar(128) on MySQL). */
+/** Gids are at most this long (docs/architecture.md, "Limits"; varchar(128) on MySQL). */
 const GID_CHARS = 128;
 
 /**

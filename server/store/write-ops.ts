@@ -14,7 +14,7 @@ import type {
 /**
  * One write of a unit of work. A unit (an array of ops) is applied atomically; the store groups
  * the units of concurrent callers into one database transaction, so one commit (one fsync)
- * serves many transactions (DESIGN.md rule 9).
+ * serves many transactions (docs/architecture.md, "Grouped writes").
  */
 export type WriteOp =
   /** Insert a transaction and its branches; nothing is written if the gid exists. */

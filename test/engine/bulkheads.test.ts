@@ -9,7 +9,7 @@ import { startTestCoordinator } from "../support/coordinator.js";
 import { sqliteBackend } from "../support/stores.js";
 import { waitUntil } from "../support/wait-until.js";
 
-// DESIGN rule 6: a bounded number of calls per branch host and of transactions per coordinator.
+// docs/architecture.md, "Bulkheads": a bounded number of calls per branch host and of transactions per coordinator.
 const svc = new TestBranchService();
 const backend = sqliteBackend();
 let inFlight = 0;

@@ -376,7 +376,7 @@ export const TransactionSchema: GenMessage<Transaction> = /*@__PURE__*/
   messageDesc(file_accord_v1_transaction, 4);
 
 /**
- * Mode is the protocol a global transaction follows. See DESIGN.md "Modes and state machines".
+ * Mode is the protocol a global transaction follows. See docs/architecture.md, "State machines".
  *
  * @generated from enum accord.v1.Mode
  */
