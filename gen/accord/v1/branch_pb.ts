@@ -307,9 +307,11 @@ export const QueryPreparedResponseSchema: GenMessage<QueryPreparedResponse> = /*
  * A service that wants generated stubs implements this service, and the application encodes its
  * payloads as BranchData.
  *
- * Metadata sent with every call: accord-gid, accord-mode (saga, tcc, msg, xa), accord-branch-id,
- * accord-op (action, compensate, try, confirm, cancel, commit, rollback, query), and traceparent
- * when the transaction has one.
+ * Metadata sent with every call: accord-gid, accord-mode (saga, tcc, msg, xa), accord-branch-id
+ * ("00" for query), accord-op (action, compensate, try, confirm, cancel, commit, rollback, query),
+ * accord-fence (the lease generation: a call with a lower fence than one already seen for the gid
+ * comes from a coordinator that lost the transaction and may be refused with any error status),
+ * and traceparent when the transaction has one.
  *
  * The outcome is read from the status only, never from the response message:
  *   OK                  -> SUCCESS: done.
