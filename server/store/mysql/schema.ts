@@ -85,3 +85,19 @@ export const requests = mysqlTable(
   // request_id first, so a group's lookup by request_id IN (…) uses the key.
   (t) => [primaryKey({ columns: [t.requestId, t.caller] }), index("requests_created_idx").on(t.createdAt)],
 );
+
+/** What operators did to a transaction (AdminService): who, when, what, why. */
+export const adminActions = mysqlTable(
+  "admin_actions",
+  {
+    id: varchar("id", { length: 32 }).primaryKey(),
+    gid: varchar("gid", { length: 128 }).notNull(),
+    action: varchar("action", { length: 32 }).notNull(),
+    branchId: varchar("branch_id", { length: 64 }).notNull().default(""),
+    op: varchar("op", { length: 16 }).notNull().default(""),
+    identity: varchar("identity", { length: 512 }).notNull(),
+    reason: text("reason").notNull(),
+    at: millis("at").notNull(),
+  },
+  (t) => [index("admin_actions_gid_idx").on(t.gid, t.at)],
+);

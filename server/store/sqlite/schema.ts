@@ -65,3 +65,19 @@ export const requests = sqliteTable(
   // request_id first, so a group's lookup by request_id IN (…) uses the key.
   (t) => [primaryKey({ columns: [t.requestId, t.caller] }), index("requests_created_idx").on(t.createdAt)],
 );
+
+/** What operators did to a transaction (AdminService): who, when, what, why. */
+export const adminActions = sqliteTable(
+  "admin_actions",
+  {
+    id: text("id").primaryKey(),
+    gid: text("gid").notNull(),
+    action: text("action").notNull(),
+    branchId: text("branch_id").notNull().default(""),
+    op: text("op").notNull().default(""),
+    identity: text("identity").notNull(),
+    reason: text("reason").notNull(),
+    at: integer("at").notNull(),
+  },
+  (t) => [index("admin_actions_gid_idx").on(t.gid, t.at)],
+);
