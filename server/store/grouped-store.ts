@@ -1,5 +1,5 @@
 import { createGroupCommit } from "./group-commit.js";
-import type { ListPage, ListQuery, RequestRecord, TransactionRecord, TransactionWithBranches } from "./records.js";
+import type { AdminActionRecord, ListPage, ListQuery, RequestRecord, TransactionRecord, TransactionWithBranches } from "./records.js";
 import type { Store } from "./store.js";
 import type { WriteOp, WriteOutcome } from "./write-ops.js";
 
@@ -19,6 +19,7 @@ export abstract class GroupedStore implements Store {
     return this.#commit(ops);
   }
 
+  abstract getAdminActions(gid: string): Promise<AdminActionRecord[]>;
   abstract getRequest(caller: string, requestId: string): Promise<RequestRecord | undefined>;
   abstract getTransaction(gid: string): Promise<TransactionWithBranches | undefined>;
   abstract listTransactions(query: ListQuery): Promise<ListPage>;

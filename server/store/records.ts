@@ -151,3 +151,21 @@ export interface RequestRecord {
 
 /** The key a request id is unique under. */
 export const requestKey = (r: Pick<RequestRecord, "requestId" | "caller">) => `${r.caller}\n${r.requestId}`;
+
+export const ADMIN_ACTIONS = ["retry", "fail", "skip"] as const;
+export type AdminActionKind = (typeof ADMIN_ACTIONS)[number];
+
+/** One thing an operator did to a transaction: who, when, what, why. */
+export interface AdminActionRecord {
+  /** Unique; random. */
+  id: string;
+  gid: string;
+  action: AdminActionKind;
+  /** SkipBranch: which operation; empty otherwise. */
+  branchId: string;
+  op: BranchOp | "";
+  /** The caller's certificate identity, "" when anonymous. */
+  identity: string;
+  reason: string;
+  at: number;
+}

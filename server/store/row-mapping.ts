@@ -1,9 +1,11 @@
 import { and, desc, eq, gte, inArray, lt, or, sql, type AnyColumn, type SQL } from "drizzle-orm";
 import {
+  ADMIN_ACTIONS,
   BRANCH_OPS,
   BRANCH_STATUSES,
   MODES,
   TRANSACTION_STATUSES,
+  type AdminActionRecord,
   type BranchRecord,
   type ListQuery,
   type TransactionRecord,
@@ -129,4 +131,12 @@ export function toListPage(rows: TransactionRecord[], limit: number) {
   return rows.length > limit && last
     ? { transactions, next: { createdAt: last.createdAt, gid: last.gid } }
     : { transactions };
+}
+
+export function toAdminActionRecord(row: Omit<AdminActionRecord, "action" | "op"> & { action: string; op: string }): AdminActionRecord {
+  return {
+    ...row,
+    action: oneOf(ADMIN_ACTIONS, "action", row.action),
+    op: row.op === "" ? "" : oneOf(BRANCH_OPS, "op", row.op),
+  };
 }

@@ -1,4 +1,4 @@
-import type { ListPage, ListQuery, RequestRecord, TransactionRecord, TransactionWithBranches } from "./records.js";
+import type { AdminActionRecord, ListPage, ListQuery, RequestRecord, TransactionRecord, TransactionWithBranches } from "./records.js";
 import type { WriteOp, WriteOutcome } from "./write-ops.js";
 
 /**
@@ -23,6 +23,9 @@ export interface Store {
   getRequest(caller: string, requestId: string): Promise<RequestRecord | undefined>;
 
   listTransactions(query: ListQuery): Promise<ListPage>;
+
+  /** What operators did to `gid`, oldest first. */
+  getAdminActions(gid: string): Promise<AdminActionRecord[]>;
 
   /**
    * Claim up to `limit` transactions that are due (`nextAttemptAt <= now`) and not leased by a

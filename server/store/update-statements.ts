@@ -61,10 +61,12 @@ export function createUpdateStatements(transactions: Table, branches: Table) {
     branches(op: Extract<WriteOp, { kind: "branches" }>): Statement {
       const assignments = set(branchColumns, op.changes as Record<string, Value>);
       const keys = op.keys.map(() => "(`branch_id` = ? AND `op` = ?)").join(" OR ");
+      // Only pending operations change: a result (or a skip by an operator) is never overwritten,
+      // e.g. by a coordinator that lost the lease and still reports what it saw.
       const sql =
-        `UPDATE \`${branchTable}\` SET ${assignments.sql} WHERE \`gid\` = ? AND (${keys}) AND EXISTS ` +
+        `UPDATE \`${branchTable}\` SET ${assignments.sql} WHERE \`gid\` = ? AND (${keys}) AND \`status\` = ? AND EXISTS ` +
         `(SELECT 1 FROM \`${txTable}\` WHERE \`gid\` = ? AND \`status\` IN (${placeholders(op.statuses.length)}))`;
-      return { sql, params: [...assignments.params, op.gid, ...op.keys.flatMap((k) => [k.branchId, k.op]), op.gid, ...op.statuses] };
+      return { sql, params: [...assignments.params, op.gid, ...op.keys.flatMap((k) => [k.branchId, k.op]), "pending", op.gid, ...op.statuses] };
     },
   };
 }

@@ -1,4 +1,5 @@
 import type {
+  AdminActionRecord,
   BranchChanges,
   BranchOp,
   BranchRecord,
@@ -21,6 +22,8 @@ export type WriteOp =
   | { kind: "create"; transaction: TransactionRecord; branches: BranchRecord[] }
   /** Remember a request_id; nothing is written if it is known (the outcome says who has it). */
   | { kind: "request"; request: RequestRecord }
+  /** Record an operator's action on a transaction (inserted with the unit's other writes). */
+  | { kind: "adminAction"; action: AdminActionRecord }
   /** Add branches to a transaction, only while it is in `statuses`. */
   | { kind: "addBranches"; gid: string; statuses: readonly TransactionStatus[]; branches: BranchRecord[] }
   /** Compare-and-set on one transaction row; with `transition`, also its status (from → to). */
@@ -37,5 +40,5 @@ export type WriteOp =
 /** The outcome of a "request" op: new, or the request that already holds the id. */
 export type RequestResult = { created: true } | { created: false; existing: RequestRecord };
 
-/** Per op: a CreateResult for "create", a RequestResult for "request", otherwise whether any row matched. */
+/** Per op: a CreateResult for "create", a RequestResult for "request", true for "adminAction", otherwise whether any row matched. */
 export type WriteOutcome = CreateResult | RequestResult | boolean;

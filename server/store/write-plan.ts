@@ -1,7 +1,7 @@
-import { requestKey, type BranchRecord, type CreateResult, type RequestRecord, type TransactionRecord } from "./records.js";
+import { requestKey, type AdminActionRecord, type BranchRecord, type CreateResult, type RequestRecord, type TransactionRecord } from "./records.js";
 import type { RequestResult, WriteOp, WriteOutcome } from "./write-ops.js";
 
-type OrderedOp = Exclude<WriteOp, { kind: "create" } | { kind: "request" }>;
+type OrderedOp = Exclude<WriteOp, { kind: "create" } | { kind: "request" } | { kind: "adminAction" }>;
 
 /**
  * How a group of units becomes statements: every create and request first (one multi-row insert
@@ -12,6 +12,7 @@ export interface WritePlan {
   newTransactions: TransactionRecord[];
   newBranches: BranchRecord[];
   newRequests: RequestRecord[];
+  newAdminActions: AdminActionRecord[];
   ordered: { op: OrderedOp; unit: number; index: number }[];
   outcomes: WriteOutcome[][];
   /**
@@ -46,6 +47,7 @@ export function planWrites(units: readonly WriteOp[][], stored: StoredKeys): Wri
     newTransactions: [],
     newBranches: [],
     newRequests: [],
+    newAdminActions: [],
     ordered: [],
     outcomes: units.map((ops) => ops.map(() => false)),
     stored: [],
@@ -84,6 +86,10 @@ export function planWrites(units: readonly WriteOp[][], stored: StoredKeys): Wri
           plan.outcomes[unit]![index] = { created: true } satisfies RequestResult;
           return;
         }
+        case "adminAction":
+          plan.newAdminActions.push(op.action);
+          plan.outcomes[unit]![index] = true;
+          return;
         default:
           plan.ordered.push({ op, unit, index });
       }

@@ -92,6 +92,26 @@ export function describeStoreContract(backend: StoreBackend) {
       expect((await store.getTransaction("br"))?.branches[0]).toMatchObject({ status: "succeeded", attempts: 2, lastError: "x" });
     });
 
+    it("never changes a branch operation that is no longer pending", async () => {
+      await createTx(store, txRecord("done-br"), [branchRecord("done-br", 1, "action", { status: "succeeded", attempts: 1 })]);
+      const key = { gid: "done-br", branchId: "01", op: "action" as const };
+      expect(await updateBranch(store, key, ["submitted"], { status: "pending", attempts: 5, lastError: "late" })).toBe(false);
+      expect((await store.getTransaction("done-br"))?.branches[0]).toMatchObject({ status: "succeeded", attempts: 1, lastError: "" });
+    });
+
+    it("records operators' actions with the unit's other writes, and reads them back oldest first", async () => {
+      await createTx(store, txRecord("adm"), []);
+      const action = (id: string, at: number) => ({ id, gid: "adm", action: "retry" as const, branchId: "", op: "" as const, identity: "ops", reason: `r-${id}`, at });
+      const outcomes = await store.write([
+        { kind: "adminAction", action: action("b", 2) },
+        { kind: "transaction", gid: "adm", expect: {}, changes: { stalled: false } },
+      ]);
+      expect(outcomes).toEqual([true, true]);
+      await store.write([{ kind: "adminAction", action: { ...action("a", 1), action: "skip", branchId: "01", op: "compensate" } }]);
+      expect(await store.getAdminActions("adm")).toEqual([{ ...action("a", 1), action: "skip", branchId: "01", op: "compensate" }, action("b", 2)]);
+      expect(await store.getAdminActions("other")).toEqual([]);
+    });
+
     it("adds branches only while the transaction is in an allowed status", async () => {
       await createTx(store, txRecord("add", { mode: "tcc", status: "prepared" }), []);
       expect(await addBranches(store, "add", ["prepared"], [branchRecord("add", 1, "confirm")])).toBe(true);

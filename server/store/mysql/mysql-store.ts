@@ -7,6 +7,7 @@ import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql, { type ResultSetHeader, type RowDataPacket } from "mysql2/promise";
 import { chunks } from "../chunks.js";
 import type {
+  AdminActionRecord,
   ListPage,
   ListQuery,
   TransactionRecord,
@@ -16,6 +17,7 @@ import type {
 import {
   listOrder,
   listWhere,
+  toAdminActionRecord,
   sortBranches,
   toBranchRecord,
   toBranchRow,
@@ -29,7 +31,7 @@ import type { WriteOp, WriteOutcome } from "../write-ops.js";
 import { keysToRead, planWrites, requestsByKey, resolveStored } from "../write-plan.js";
 import * as schema from "./schema.js";
 
-const { transactions, branches, requests } = schema;
+const { transactions, branches, requests, adminActions } = schema;
 const updates = createUpdateStatements(transactions, branches);
 const migrationsFolder = join(dirname(fileURLToPath(import.meta.url)), "migrations");
 
@@ -197,6 +199,7 @@ class MysqlStore extends GroupedStore {
       for (const rows of chunks(plan.newTransactions, TRANSACTION_ROWS_PER_INSERT)) await run(this.db.insert(transactions).values(rows));
       for (const rows of chunksBySize(plan.newBranches.map(toBranchRow))) await run(this.db.insert(branches).values(rows));
       for (const rows of chunks(plan.newRequests, TRANSACTION_ROWS_PER_INSERT)) await run(this.db.insert(requests).values(rows));
+      for (const rows of chunks(plan.newAdminActions, TRANSACTION_ROWS_PER_INSERT)) await run(this.db.insert(adminActions).values(rows));
       if (plan.ordered.every(({ op }) => op.kind !== "addBranches") && plan.ordered.length > 1) {
         // All the group's UPDATEs in one round trip; each keeps its own affected-rows count.
         const statements = plan.ordered.map(({ op }) => (op.kind === "transaction" ? updates.transaction(op) : updates.branches(op as Extract<WriteOp, { kind: "branches" }>)));
@@ -232,6 +235,11 @@ class MysqlStore extends GroupedStore {
   async getRequest(caller: string, requestId: string): Promise<RequestRecord | undefined> {
     const [row] = await this.db.select().from(requests).where(and(eq(requests.requestId, requestId), eq(requests.caller, caller)));
     return row;
+  }
+
+  async getAdminActions(gid: string): Promise<AdminActionRecord[]> {
+    const rows = await this.db.select().from(adminActions).where(eq(adminActions.gid, gid)).orderBy(asc(adminActions.at), asc(adminActions.id));
+    return rows.map(toAdminActionRecord);
   }
 
   async getTransaction(gid: string): Promise<TransactionWithBranches | undefined> {

@@ -8,14 +8,14 @@ import { migrate } from "drizzle-orm/libsql/migrator";
 import { chunks } from "../chunks.js";
 import { GroupedStore } from "../grouped-store.js";
 import { createUpdateStatements } from "../update-statements.js";
-import type { ListPage, ListQuery, RequestRecord, TransactionRecord, TransactionWithBranches } from "../records.js";
-import { listOrder, listWhere, sortBranches, toBranchRecord, toBranchRow, toListPage, toTransactionRecord } from "../row-mapping.js";
+import type { AdminActionRecord, ListPage, ListQuery, RequestRecord, TransactionRecord, TransactionWithBranches } from "../records.js";
+import { listOrder, listWhere, sortBranches, toAdminActionRecord, toBranchRecord, toBranchRow, toListPage, toTransactionRecord } from "../row-mapping.js";
 import type { Store } from "../store.js";
 import type { WriteOp, WriteOutcome } from "../write-ops.js";
 import { keysToRead, planWrites, requestsByKey, resolveStored } from "../write-plan.js";
 import * as schema from "./schema.js";
 
-const { transactions, branches, requests } = schema;
+const { transactions, branches, requests, adminActions } = schema;
 const updates = createUpdateStatements(transactions, branches);
 const migrationsFolder = join(dirname(fileURLToPath(import.meta.url)), "migrations");
 
@@ -80,6 +80,7 @@ class SqliteStore extends GroupedStore {
       ...chunks(plan.newTransactions, TRANSACTION_ROWS_PER_INSERT).map((rows) => toStatement(this.db.insert(transactions).values(rows))),
       ...chunks(plan.newBranches.map(toBranchRow), BRANCH_ROWS_PER_INSERT).map((rows) => toStatement(this.db.insert(branches).values(rows))),
       ...chunks(plan.newRequests, TRANSACTION_ROWS_PER_INSERT).map((rows) => toStatement(this.db.insert(requests).values(rows))),
+      ...chunks(plan.newAdminActions, TRANSACTION_ROWS_PER_INSERT).map((rows) => toStatement(this.db.insert(adminActions).values(rows))),
     ];
     const ordered = plan.ordered.map(({ op }) => {
       switch (op.kind) {
@@ -110,6 +111,11 @@ class SqliteStore extends GroupedStore {
   async getRequest(caller: string, requestId: string): Promise<RequestRecord | undefined> {
     const [row] = await this.db.select().from(requests).where(and(eq(requests.requestId, requestId), eq(requests.caller, caller)));
     return row;
+  }
+
+  async getAdminActions(gid: string): Promise<AdminActionRecord[]> {
+    const rows = await this.db.select().from(adminActions).where(eq(adminActions.gid, gid)).orderBy(asc(adminActions.at), asc(adminActions.id));
+    return rows.map(toAdminActionRecord);
   }
 
   async getTransaction(gid: string): Promise<TransactionWithBranches | undefined> {
