@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file accord/v1/admin.proto.
  */
 export const file_accord_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChVhY2NvcmQvdjEvYWRtaW4ucHJvdG8SCWFjY29yZC52MSImChdSZXRyeVRyYW5zYWN0aW9uUmVxdWVzdBILCgNnaWQYASABKAkiRwoYUmV0cnlUcmFuc2FjdGlvblJlc3BvbnNlEisKC3RyYW5zYWN0aW9uGAEgASgLMhYuYWNjb3JkLnYxLlRyYW5zYWN0aW9uIjUKFkZhaWxUcmFuc2FjdGlvblJlcXVlc3QSCwoDZ2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJGChdGYWlsVHJhbnNhY3Rpb25SZXNwb25zZRIrCgt0cmFuc2FjdGlvbhgBIAEoCzIWLmFjY29yZC52MS5UcmFuc2FjdGlvbiJkChFTa2lwQnJhbmNoUmVxdWVzdBILCgNnaWQYASABKAkSEQoJYnJhbmNoX2lkGAIgASgJEh8KAm9wGAMgASgOMhMuYWNjb3JkLnYxLkJyYW5jaE9wEg4KBnJlYXNvbhgEIAEoCSJBChJTa2lwQnJhbmNoUmVzcG9uc2USKwoLdHJhbnNhY3Rpb24YASABKAsyFi5hY2NvcmQudjEuVHJhbnNhY3Rpb24iIwoSU2V0TG9nTGV2ZWxSZXF1ZXN0Eg0KBWxldmVsGAEgASgJIi0KE1NldExvZ0xldmVsUmVzcG9uc2USFgoOcHJldmlvdXNfbGV2ZWwYASABKAkiEgoQR2V0Q29uZmlnUmVxdWVzdCIoChFHZXRDb25maWdSZXNwb25zZRITCgtjb25maWdfanNvbhgBIAEoCTKmAwoMQWRtaW5TZXJ2aWNlElsKEFJldHJ5VHJhbnNhY3Rpb24SIi5hY2NvcmQudjEuUmV0cnlUcmFuc2FjdGlvblJlcXVlc3QaIy5hY2NvcmQudjEuUmV0cnlUcmFuc2FjdGlvblJlc3BvbnNlElgKD0ZhaWxUcmFuc2FjdGlvbhIhLmFjY29yZC52MS5GYWlsVHJhbnNhY3Rpb25SZXF1ZXN0GiIuYWNjb3JkLnYxLkZhaWxUcmFuc2FjdGlvblJlc3BvbnNlEkkKClNraXBCcmFuY2gSHC5hY2NvcmQudjEuU2tpcEJyYW5jaFJlcXVlc3QaHS5hY2NvcmQudjEuU2tpcEJyYW5jaFJlc3BvbnNlEkwKC1NldExvZ0xldmVsEh0uYWNjb3JkLnYxLlNldExvZ0xldmVsUmVxdWVzdBoeLmFjY29yZC52MS5TZXRMb2dMZXZlbFJlc3BvbnNlEkYKCUdldENvbmZpZxIbLmFjY29yZC52MS5HZXRDb25maWdSZXF1ZXN0GhwuYWNjb3JkLnYxLkdldENvbmZpZ1Jlc3BvbnNlYgZwcm90bzM", [file_accord_v1_transaction]);
+  fileDesc("ChVhY2NvcmQvdjEvYWRtaW4ucHJvdG8SCWFjY29yZC52MSI2ChdSZXRyeVRyYW5zYWN0aW9uUmVxdWVzdBILCgNnaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkcKGFJldHJ5VHJhbnNhY3Rpb25SZXNwb25zZRIrCgt0cmFuc2FjdGlvbhgBIAEoCzIWLmFjY29yZC52MS5UcmFuc2FjdGlvbiI1ChZGYWlsVHJhbnNhY3Rpb25SZXF1ZXN0EgsKA2dpZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiRgoXRmFpbFRyYW5zYWN0aW9uUmVzcG9uc2USKwoLdHJhbnNhY3Rpb24YASABKAsyFi5hY2NvcmQudjEuVHJhbnNhY3Rpb24iZAoRU2tpcEJyYW5jaFJlcXVlc3QSCwoDZ2lkGAEgASgJEhEKCWJyYW5jaF9pZBgCIAEoCRIfCgJvcBgDIAEoDjITLmFjY29yZC52MS5CcmFuY2hPcBIOCgZyZWFzb24YBCABKAkiQQoSU2tpcEJyYW5jaFJlc3BvbnNlEisKC3RyYW5zYWN0aW9uGAEgASgLMhYuYWNjb3JkLnYxLlRyYW5zYWN0aW9uIiMKElNldExvZ0xldmVsUmVxdWVzdBINCgVsZXZlbBgBIAEoCSItChNTZXRMb2dMZXZlbFJlc3BvbnNlEhYKDnByZXZpb3VzX2xldmVsGAEgASgJIhIKEEdldENvbmZpZ1JlcXVlc3QiKAoRR2V0Q29uZmlnUmVzcG9uc2USEwoLY29uZmlnX2pzb24YASABKAkypgMKDEFkbWluU2VydmljZRJbChBSZXRyeVRyYW5zYWN0aW9uEiIuYWNjb3JkLnYxLlJldHJ5VHJhbnNhY3Rpb25SZXF1ZXN0GiMuYWNjb3JkLnYxLlJldHJ5VHJhbnNhY3Rpb25SZXNwb25zZRJYCg9GYWlsVHJhbnNhY3Rpb24SIS5hY2NvcmQudjEuRmFpbFRyYW5zYWN0aW9uUmVxdWVzdBoiLmFjY29yZC52MS5GYWlsVHJhbnNhY3Rpb25SZXNwb25zZRJJCgpTa2lwQnJhbmNoEhwuYWNjb3JkLnYxLlNraXBCcmFuY2hSZXF1ZXN0Gh0uYWNjb3JkLnYxLlNraXBCcmFuY2hSZXNwb25zZRJMCgtTZXRMb2dMZXZlbBIdLmFjY29yZC52MS5TZXRMb2dMZXZlbFJlcXVlc3QaHi5hY2NvcmQudjEuU2V0TG9nTGV2ZWxSZXNwb25zZRJGCglHZXRDb25maWcSGy5hY2NvcmQudjEuR2V0Q29uZmlnUmVxdWVzdBocLmFjY29yZC52MS5HZXRDb25maWdSZXNwb25zZWIGcHJvdG8z", [file_accord_v1_transaction]);
 
 /**
  * RetryTransactionRequest names the transaction.
@@ -26,6 +26,13 @@ export type RetryTransactionRequest = Message<"accord.v1.RetryTransactionRequest
    * @generated from field: string gid = 1;
    */
   gid: string;
+
+  /**
+   * Why the operator retries it; optional, recorded with the action.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
 };
 
 /**
@@ -254,7 +261,8 @@ export const GetConfigResponseSchema: GenMessage<GetConfigResponse> = /*@__PURE_
  */
 export const AdminService: GenService<{
   /**
-   * RetryTransaction makes a waiting (or stalled) transaction due now and clears stalled.
+   * RetryTransaction makes a waiting (or stalled) transaction due now, resets the backoff of its
+   * pending operations and clears stalled.
    *
    * @generated from rpc accord.v1.AdminService.RetryTransaction
    */
@@ -264,7 +272,10 @@ export const AdminService: GenService<{
     output: typeof RetryTransactionResponseSchema;
   },
   /**
-   * FailTransaction moves an unfinished transaction to ABORTING so it rolls back, recording why.
+   * FailTransaction rolls an unfinished transaction back as its mode requires, recording why: a
+   * SAGA compensates, a PREPARED TCC or XA cancels or rolls back, an unsubmitted MSG fails. A
+   * TCC, XA or MSG whose second phase began cannot be failed (FAILED_PRECONDITION): its
+   * operations must finish; SkipBranch one an operator completed by hand.
    *
    * @generated from rpc accord.v1.AdminService.FailTransaction
    */

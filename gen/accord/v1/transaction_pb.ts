@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file accord/v1/transaction.proto.
  */
 export const file_accord_v1_transaction: GenFile = /*@__PURE__*/
-  fileDesc("ChthY2NvcmQvdjEvdHJhbnNhY3Rpb24ucHJvdG8SCWFjY29yZC52MSJdCgRTdGVwEhEKCWJyYW5jaF9pZBgBIAEoCRIOCgZhY3Rpb24YAiABKAkSEgoKY29tcGVuc2F0ZRgDIAEoCRIPCgdwYXlsb2FkGAQgASgMEg0KBWFmdGVyGAUgAygJIoICCgtSZXRyeVBvbGljeRIzChBpbml0aWFsX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCm11bHRpcGxpZXIYAiABKAESLwoMbWF4X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDG1heF9hdHRlbXB0cxgEIAEoBRIzChBvbmdvaW5nX2ludGVydmFsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi4KC21heF9lbGFwc2VkGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoACChJUcmFuc2FjdGlvbk9wdGlvbnMSJQoFcmV0cnkYASABKAsyFi5hY2NvcmQudjEuUmV0cnlQb2xpY3kSMQoOYnJhbmNoX3RpbWVvdXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMgoPdGltZW91dF90b19mYWlsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjMKEHByZXBhcmVkX3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKY29uY3VycmVudBgFIAEoCBITCgt0cmFjZXBhcmVudBgGIAEoCSLrAQoGQnJhbmNoEhEKCWJyYW5jaF9pZBgBIAEoCRIfCgJvcBgCIAEoDjITLmFjY29yZC52MS5CcmFuY2hPcBIOCgZ0YXJnZXQYAyABKAkSDwoHcGF5bG9hZBgEIAEoDBInCgZzdGF0dXMYBSABKA4yFy5hY2NvcmQudjEuQnJhbmNoU3RhdHVzEhAKCGF0dGVtcHRzGAYgASgFEhIKCmxhc3RfZXJyb3IYByABKAkSDQoFYWZ0ZXIYCCADKAkSLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi8QMKC1RyYW5zYWN0aW9uEgsKA2dpZBgBIAEoCRIdCgRtb2RlGAIgASgOMg8uYWNjb3JkLnYxLk1vZGUSLAoGc3RhdHVzGAMgASgOMhwuYWNjb3JkLnYxLlRyYW5zYWN0aW9uU3RhdHVzEiMKCGJyYW5jaGVzGAQgAygLMhEuYWNjb3JkLnYxLkJyYW5jaBIuCgdvcHRpb25zGAUgASgLMh0uYWNjb3JkLnYxLlRyYW5zYWN0aW9uT3B0aW9ucxIPCgdzdGFsbGVkGAYgASgIEhIKCmxhc3RfZXJyb3IYByABKAkSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD25leHRfYXR0ZW1wdF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQZmFpbGVkX2JyYW5jaF9pZBgMIAEoCRIWCg5mYWlsdXJlX3JlYXNvbhgNIAEoCRIWCg5xdWVyeV9wcmVwYXJlZBgOIAEoCSpUCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABINCglNT0RFX1NBR0EQARIMCghNT0RFX1RDQxACEgwKCE1PREVfTVNHEAMSCwoHTU9ERV9YQRAEKtwBChFUcmFuc2FjdGlvblN0YXR1cxIiCh5UUkFOU0FDVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtUUkFOU0FDVElPTl9TVEFUVVNfUFJFUEFSRUQQARIgChxUUkFOU0FDVElPTl9TVEFUVVNfU1VCTUlUVEVEEAISHwobVFJBTlNBQ1RJT05fU1RBVFVTX0FCT1JUSU5HEAMSIAocVFJBTlNBQ1RJT05fU1RBVFVTX1NVQ0NFRURFRBAEEh0KGVRSQU5TQUNUSU9OX1NUQVRVU19GQUlMRUQQBSrDAQoIQnJhbmNoT3ASGQoVQlJBTkNIX09QX1VOU1BFQ0lGSUVEEAASFAoQQlJBTkNIX09QX0FDVElPThABEhgKFEJSQU5DSF9PUF9DT01QRU5TQVRFEAISEQoNQlJBTkNIX09QX1RSWRADEhUKEUJSQU5DSF9PUF9DT05GSVJNEAQSFAoQQlJBTkNIX09QX0NBTkNFTBAFEhQKEEJSQU5DSF9PUF9DT01NSVQQBhIWChJCUkFOQ0hfT1BfUk9MTEJBQ0sQByqaAQoMQnJhbmNoU3RhdHVzEh0KGUJSQU5DSF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVCUkFOQ0hfU1RBVFVTX1BFTkRJTkcQARIbChdCUkFOQ0hfU1RBVFVTX1NVQ0NFRURFRBACEhgKFEJSQU5DSF9TVEFUVVNfRkFJTEVEEAMSGQoVQlJBTkNIX1NUQVRVU19TS0lQUEVEEARiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChthY2NvcmQvdjEvdHJhbnNhY3Rpb24ucHJvdG8SCWFjY29yZC52MSJdCgRTdGVwEhEKCWJyYW5jaF9pZBgBIAEoCRIOCgZhY3Rpb24YAiABKAkSEgoKY29tcGVuc2F0ZRgDIAEoCRIPCgdwYXlsb2FkGAQgASgMEg0KBWFmdGVyGAUgAygJIoICCgtSZXRyeVBvbGljeRIzChBpbml0aWFsX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCm11bHRpcGxpZXIYAiABKAESLwoMbWF4X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDG1heF9hdHRlbXB0cxgEIAEoBRIzChBvbmdvaW5nX2ludGVydmFsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi4KC21heF9lbGFwc2VkGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoACChJUcmFuc2FjdGlvbk9wdGlvbnMSJQoFcmV0cnkYASABKAsyFi5hY2NvcmQudjEuUmV0cnlQb2xpY3kSMQoOYnJhbmNoX3RpbWVvdXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMgoPdGltZW91dF90b19mYWlsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjMKEHByZXBhcmVkX3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKY29uY3VycmVudBgFIAEoCBITCgt0cmFjZXBhcmVudBgGIAEoCSLrAQoGQnJhbmNoEhEKCWJyYW5jaF9pZBgBIAEoCRIfCgJvcBgCIAEoDjITLmFjY29yZC52MS5CcmFuY2hPcBIOCgZ0YXJnZXQYAyABKAkSDwoHcGF5bG9hZBgEIAEoDBInCgZzdGF0dXMYBSABKA4yFy5hY2NvcmQudjEuQnJhbmNoU3RhdHVzEhAKCGF0dGVtcHRzGAYgASgFEhIKCmxhc3RfZXJyb3IYByABKAkSDQoFYWZ0ZXIYCCADKAkSLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAioAQKC1RyYW5zYWN0aW9uEgsKA2dpZBgBIAEoCRIdCgRtb2RlGAIgASgOMg8uYWNjb3JkLnYxLk1vZGUSLAoGc3RhdHVzGAMgASgOMhwuYWNjb3JkLnYxLlRyYW5zYWN0aW9uU3RhdHVzEiMKCGJyYW5jaGVzGAQgAygLMhEuYWNjb3JkLnYxLkJyYW5jaBIuCgdvcHRpb25zGAUgASgLMh0uYWNjb3JkLnYxLlRyYW5zYWN0aW9uT3B0aW9ucxIPCgdzdGFsbGVkGAYgASgIEhIKCmxhc3RfZXJyb3IYByABKAkSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD25leHRfYXR0ZW1wdF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQZmFpbGVkX2JyYW5jaF9pZBgMIAEoCRIWCg5mYWlsdXJlX3JlYXNvbhgNIAEoCRIWCg5xdWVyeV9wcmVwYXJlZBgOIAEoCRItCg1hZG1pbl9hY3Rpb25zGA8gAygLMhYuYWNjb3JkLnYxLkFkbWluQWN0aW9uIrUBCgtBZG1pbkFjdGlvbhIoCgRraW5kGAEgASgOMhouYWNjb3JkLnYxLkFkbWluQWN0aW9uS2luZBIQCghpZGVudGl0eRgCIAEoCRIOCgZyZWFzb24YAyABKAkSJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWJyYW5jaF9pZBgFIAEoCRIfCgJvcBgGIAEoDjITLmFjY29yZC52MS5CcmFuY2hPcCpUCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABINCglNT0RFX1NBR0EQARIMCghNT0RFX1RDQxACEgwKCE1PREVfTVNHEAMSCwoHTU9ERV9YQRAEKtwBChFUcmFuc2FjdGlvblN0YXR1cxIiCh5UUkFOU0FDVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtUUkFOU0FDVElPTl9TVEFUVVNfUFJFUEFSRUQQARIgChxUUkFOU0FDVElPTl9TVEFUVVNfU1VCTUlUVEVEEAISHwobVFJBTlNBQ1RJT05fU1RBVFVTX0FCT1JUSU5HEAMSIAocVFJBTlNBQ1RJT05fU1RBVFVTX1NVQ0NFRURFRBAEEh0KGVRSQU5TQUNUSU9OX1NUQVRVU19GQUlMRUQQBSrDAQoIQnJhbmNoT3ASGQoVQlJBTkNIX09QX1VOU1BFQ0lGSUVEEAASFAoQQlJBTkNIX09QX0FDVElPThABEhgKFEJSQU5DSF9PUF9DT01QRU5TQVRFEAISEQoNQlJBTkNIX09QX1RSWRADEhUKEUJSQU5DSF9PUF9DT05GSVJNEAQSFAoQQlJBTkNIX09QX0NBTkNFTBAFEhQKEEJSQU5DSF9PUF9DT01NSVQQBhIWChJCUkFOQ0hfT1BfUk9MTEJBQ0sQByqaAQoMQnJhbmNoU3RhdHVzEh0KGUJSQU5DSF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVCUkFOQ0hfU1RBVFVTX1BFTkRJTkcQARIbChdCUkFOQ0hfU1RBVFVTX1NVQ0NFRURFRBACEhgKFEJSQU5DSF9TVEFUVVNfRkFJTEVEEAMSGQoVQlJBTkNIX1NUQVRVU19TS0lQUEVEEAQqiQEKD0FkbWluQWN0aW9uS2luZBIhCh1BRE1JTl9BQ1RJT05fS0lORF9VTlNQRUNJRklFRBAAEhsKF0FETUlOX0FDVElPTl9LSU5EX1JFVFJZEAESGgoWQURNSU5fQUNUSU9OX0tJTkRfRkFJTBACEhoKFkFETUlOX0FDVElPTl9LSU5EX1NLSVAQA2IGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Step is one branch of a SAGA or MSG transaction as the application describes it.
@@ -366,6 +366,13 @@ export type Transaction = Message<"accord.v1.Transaction"> & {
    * @generated from field: string query_prepared = 14;
    */
   queryPrepared: string;
+
+  /**
+   * What operators did to the transaction through AdminService, oldest first.
+   *
+   * @generated from field: repeated accord.v1.AdminAction admin_actions = 15;
+   */
+  adminActions: AdminAction[];
 };
 
 /**
@@ -374,6 +381,62 @@ export type Transaction = Message<"accord.v1.Transaction"> & {
  */
 export const TransactionSchema: GenMessage<Transaction> = /*@__PURE__*/
   messageDesc(file_accord_v1_transaction, 4);
+
+/**
+ * AdminAction is one operator action on a transaction: who, when, what, why.
+ *
+ * @generated from message accord.v1.AdminAction
+ */
+export type AdminAction = Message<"accord.v1.AdminAction"> & {
+  /**
+   * What was done.
+   *
+   * @generated from field: accord.v1.AdminActionKind kind = 1;
+   */
+  kind: AdminActionKind;
+
+  /**
+   * The operator's certificate identity; empty for a caller without one.
+   *
+   * @generated from field: string identity = 2;
+   */
+  identity: string;
+
+  /**
+   * Why, as the operator gave it.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * When.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 4;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * SkipBranch: the branch id; empty otherwise.
+   *
+   * @generated from field: string branch_id = 5;
+   */
+  branchId: string;
+
+  /**
+   * SkipBranch: the operation; unspecified otherwise.
+   *
+   * @generated from field: accord.v1.BranchOp op = 6;
+   */
+  op: BranchOp;
+};
+
+/**
+ * Describes the message accord.v1.AdminAction.
+ * Use `create(AdminActionSchema)` to create a new message.
+ */
+export const AdminActionSchema: GenMessage<AdminAction> = /*@__PURE__*/
+  messageDesc(file_accord_v1_transaction, 5);
 
 /**
  * Mode is the protocol a global transaction follows. See docs/architecture.md, "State machines".
@@ -596,4 +659,45 @@ export enum BranchStatus {
  */
 export const BranchStatusSchema: GenEnum<BranchStatus> = /*@__PURE__*/
   enumDesc(file_accord_v1_transaction, 3);
+
+/**
+ * AdminActionKind is what an operator did.
+ *
+ * @generated from enum accord.v1.AdminActionKind
+ */
+export enum AdminActionKind {
+  /**
+   * Not used.
+   *
+   * @generated from enum value: ADMIN_ACTION_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * RetryTransaction: made due now, backoff reset, stalled cleared.
+   *
+   * @generated from enum value: ADMIN_ACTION_KIND_RETRY = 1;
+   */
+  RETRY = 1,
+
+  /**
+   * FailTransaction: rolled back on an operator's decision.
+   *
+   * @generated from enum value: ADMIN_ACTION_KIND_FAIL = 2;
+   */
+  FAIL = 2,
+
+  /**
+   * SkipBranch: one branch operation marked SKIPPED.
+   *
+   * @generated from enum value: ADMIN_ACTION_KIND_SKIP = 3;
+   */
+  SKIP = 3,
+}
+
+/**
+ * Describes the enum accord.v1.AdminActionKind.
+ */
+export const AdminActionKindSchema: GenEnum<AdminActionKind> = /*@__PURE__*/
+  enumDesc(file_accord_v1_transaction, 4);
 
