@@ -30,6 +30,8 @@ export const transactions = sqliteTable(
     index("transactions_due_idx").on(t.nextAttemptAt),
     index("transactions_created_idx").on(t.createdAt, t.gid),
     index("transactions_status_idx").on(t.status, t.createdAt),
+    // Retention deletes finished transactions oldest first, a bounded batch at a time.
+    index("transactions_finished_idx").on(t.finishedAt, t.gid),
   ],
 );
 

@@ -1,0 +1,1 @@
+CREATE INDEX `transactions_finished_idx` ON `transactions` (`finished_at`,`gid`);
