@@ -65,7 +65,8 @@ export const requests = sqliteTable(
     createdAt: integer("created_at").notNull(),
   },
   // request_id first, so a group's lookup by request_id IN (…) uses the key.
-  (t) => [primaryKey({ columns: [t.requestId, t.caller] }), index("requests_created_idx").on(t.createdAt)],
+  // By gid too: retention deletes a transaction's request ids with it.
+  (t) => [primaryKey({ columns: [t.requestId, t.caller] }), index("requests_created_idx").on(t.createdAt), index("requests_gid_idx").on(t.gid)],
 );
 
 /** What operators did to a transaction (AdminService): who, when, what, why. */

@@ -1,0 +1,1 @@
+CREATE INDEX `requests_gid_idx` ON `requests` (`gid`);
