@@ -1,6 +1,6 @@
 import { createGroupCommit } from "./group-commit.js";
 import type { AdminActionRecord, ListPage, ListQuery, RequestRecord, TransactionRecord, TransactionWithBranches } from "./records.js";
-import type { Store } from "./store.js";
+import type { DeletedRows, Store } from "./store.js";
 import type { WriteOp, WriteOutcome } from "./write-ops.js";
 
 /** The part every backend shares: single writes are units of one op, all through group commit. */
@@ -25,6 +25,7 @@ export abstract class GroupedStore implements Store {
   abstract listTransactions(query: ListQuery): Promise<ListPage>;
   abstract claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<TransactionRecord[]>;
   abstract renewLeases(owner: string, gids: readonly string[], leaseUntil: number): Promise<string[]>;
+  abstract deleteFinished(finishedBefore: number, limit: number): Promise<DeletedRows>;
   abstract ping(): Promise<void>;
   abstract close(): Promise<void>;
 }

@@ -36,8 +36,25 @@ export interface Store {
   /** Extend the lease on rows `owner` still holds; returns the gids whose lease was extended. */
   renewLeases(owner: string, gids: readonly string[], leaseUntil: number): Promise<string[]>;
 
+  /**
+   * Retention: deletes up to `limit` finished transactions (SUCCEEDED or FAILED) that finished
+   * before `finishedBefore`, oldest first, with their branches, request ids and admin actions, in
+   * one database transaction. Never an unfinished one. Idempotent, so coordinators may run it at
+   * once: a row is counted by whoever deleted it. Fewer than `limit` transactions means none are
+   * left that old.
+   */
+  deleteFinished(finishedBefore: number, limit: number): Promise<DeletedRows>;
+
   /** Cheap round trip used by health checks. */
   ping(): Promise<void>;
 
   close(): Promise<void>;
+}
+
+/** What one retention batch removed, per table. */
+export interface DeletedRows {
+  transactions: number;
+  branches: number;
+  requests: number;
+  adminActions: number;
 }

@@ -273,6 +273,51 @@ export function describeStoreContract(backend: StoreBackend) {
       expect(await store.getRequest("spiffe://a", "req-3")).toBeUndefined();
     });
 
+    it("deletes finished transactions older than a time, oldest first in bounded batches, with every row naming them; never an unfinished one", async () => {
+      const finished = (gid: string, status: "succeeded" | "failed", finishedAt: number) =>
+        createTx(store, txRecord(gid, { status, createdAt: finishedAt - 100, finishedAt }), [branchRecord(gid, 1, "action"), branchRecord(gid, 1, "compensate")]);
+      await finished("old-1", "succeeded", 1000);
+      await finished("old-2", "failed", 2000);
+      await finished("old-3", "succeeded", 3000);
+      await finished("young", "succeeded", 10_000);
+      await createTx(store, txRecord("running", { createdAt: 100 }), [branchRecord("running", 1, "action")]);
+      // A finished_at on a row whose status is not final (no writer does this) still does not qualify.
+      await createTx(store, txRecord("odd", { status: "aborting", createdAt: 100, finishedAt: 500 }), []);
+      const request = (requestId: string, gid: string) => ({ requestId, caller: "", method: "Submit", gid, fingerprint: "f", createdAt: 100 });
+      await store.write([{ kind: "request", request: request("req-old-1", "old-1") }, { kind: "request", request: request("req-running", "running") }]);
+      await store.write([{ kind: "adminAction", action: { id: "act-1", gid: "old-1", action: "retry", branchId: "", op: "", identity: "ops", reason: "r", at: 900 } }]);
+
+      expect(await store.deleteFinished(5000, 2)).toEqual({ transactions: 2, branches: 4, requests: 1, adminActions: 1 });
+      expect(await store.getTransaction("old-1")).toBeUndefined();
+      expect(await store.getTransaction("old-2")).toBeUndefined();
+      expect(await store.getRequest("", "req-old-1")).toBeUndefined();
+      expect(await store.getAdminActions("old-1")).toEqual([]);
+      expect((await store.getTransaction("old-3"))?.branches).toHaveLength(2);
+
+      expect(await store.deleteFinished(5000, 2)).toEqual({ transactions: 1, branches: 2, requests: 0, adminActions: 0 });
+      expect(await store.deleteFinished(5000, 2)).toEqual({ transactions: 0, branches: 0, requests: 0, adminActions: 0 });
+      for (const gid of ["young", "running", "odd"]) expect((await store.getTransaction(gid))?.transaction.gid).toBe(gid);
+      expect((await store.getTransaction("running"))?.branches).toHaveLength(1);
+      expect(await store.getRequest("", "req-running")).toMatchObject({ gid: "running" });
+    });
+
+    it("counts each deleted row once when retention runs concurrently", async () => {
+      for (let i = 0; i < 30; i++) {
+        await createTx(store, txRecord(`ret-${i}`, { status: "succeeded", createdAt: 100, finishedAt: 1000 + i }), [branchRecord(`ret-${i}`, 1, "action")]);
+      }
+      const drain = async () => {
+        let total = 0;
+        for (;;) {
+          const { transactions } = await store.deleteFinished(5000, 4);
+          total += transactions;
+          if (transactions === 0) return total;
+        }
+      };
+      const totals = await Promise.all([drain(), drain(), drain()]);
+      expect(totals.reduce((a, b) => a + b, 0)).toBe(30);
+      expect((await store.listTransactions({ statuses: [], modes: [], stalledOnly: false, limit: 50 })).transactions).toEqual([]);
+    });
+
     it("keeps committed data across close and reopen, re-running migrations harmlessly", async () => {
       await createTx(store, txRecord("durable"), [branchRecord("durable", 1, "action")]);
       await store.close();

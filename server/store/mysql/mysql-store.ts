@@ -26,7 +26,7 @@ import {
 } from "../row-mapping.js";
 import { GroupedStore } from "../grouped-store.js";
 import { createUpdateStatements } from "../update-statements.js";
-import type { Store } from "../store.js";
+import type { DeletedRows, Store } from "../store.js";
 import type { WriteOp, WriteOutcome } from "../write-ops.js";
 import { keysToRead, planWrites, requestsByKey, resolveStored } from "../write-plan.js";
 import * as schema from "./schema.js";
@@ -298,6 +298,49 @@ class MysqlStore extends GroupedStore {
       .where(held);
     const rows = await this.db.select({ gid: transactions.gid }).from(transactions).where(and(held, gte(transactions.leaseUntil, leaseUntil)));
     return rows.map((r) => r.gid);
+  }
+
+  async deleteFinished(finishedBefore: number, limit: number): Promise<DeletedRows> {
+    const finished = "finished_at < ? AND status IN ('succeeded', 'failed')";
+    // Candidates by the finished_at index without locks; then, in a short transaction, lock those
+    // still there (row locks in key order, so coordinators running this at once wait for each
+    // other instead of deadlocking, and the later one finds nothing) and delete them with every
+    // row that names them.
+    const [candidates] = await this.pool.query<RowDataPacket[]>(
+      // Not the status index, which would sort every finished row: this one is already in order.
+      `SELECT gid FROM transactions FORCE INDEX (transactions_finished_idx) WHERE ${finished} ORDER BY finished_at, gid LIMIT ?`,
+      [finishedBefore, limit],
+    );
+    if (candidates.length === 0) return { transactions: 0, branches: 0, requests: 0, adminActions: 0 };
+    const gids = candidates.map((r) => String(r.gid)).sort();
+    const attempt = async (): Promise<DeletedRows> => {
+      const conn = await this.pool.getConnection();
+      try {
+        await conn.beginTransaction();
+        const [locked] = await conn.query<RowDataPacket[]>(`SELECT gid FROM transactions WHERE gid IN (?) AND ${finished} ORDER BY gid FOR UPDATE`, [gids, finishedBefore]);
+        let deleted: DeletedRows = { transactions: 0, branches: 0, requests: 0, adminActions: 0 };
+        if (locked.length > 0) {
+          const mine = locked.map((r) => String(r.gid));
+          const tables = ["branches", "requests", "admin_actions", "transactions"];
+          const [results] = await conn.query<ResultSetHeader[]>(tables.map((t) => `DELETE FROM ${t} WHERE gid IN (?)`).join(";\n"), tables.map(() => mine));
+          const [branchRows, requestRows, actionRows, transactionRows] = results.map((r) => r.affectedRows);
+          deleted = { transactions: transactionRows!, branches: branchRows!, requests: requestRows!, adminActions: actionRows! };
+        }
+        await conn.commit();
+        return deleted;
+      } catch (error) {
+        await conn.rollback().catch(() => undefined); // the connection may be gone; the error thrown says why
+        throw error;
+      } finally {
+        conn.release();
+      }
+    };
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!isDeadlock(error)) throw error;
+      return attempt();
+    }
   }
 
   async ping(): Promise<void> {

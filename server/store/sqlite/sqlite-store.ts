@@ -10,7 +10,7 @@ import { GroupedStore } from "../grouped-store.js";
 import { createUpdateStatements } from "../update-statements.js";
 import type { AdminActionRecord, ListPage, ListQuery, RequestRecord, TransactionRecord, TransactionWithBranches } from "../records.js";
 import { listOrder, listWhere, sortBranches, toAdminActionRecord, toBranchRecord, toBranchRow, toListPage, toTransactionRecord } from "../row-mapping.js";
-import type { Store } from "../store.js";
+import type { DeletedRows, Store } from "../store.js";
 import type { WriteOp, WriteOutcome } from "../write-ops.js";
 import { keysToRead, planWrites, requestsByKey, resolveStored } from "../write-plan.js";
 import * as schema from "./schema.js";
@@ -163,6 +163,24 @@ class SqliteStore extends GroupedStore {
       .where(and(inArray(transactions.gid, [...gids]), eq(transactions.owner, owner)))
       .returning({ gid: transactions.gid });
     return rows.map((r) => r.gid);
+  }
+
+  async deleteFinished(finishedBefore: number, limit: number): Promise<DeletedRows> {
+    // Each statement picks the same oldest rows again: one libsql batch is one transaction on the
+    // only connection, so nothing changes between them, and final statuses never change back.
+    // The planner would pick the status index and sort every finished row; this one is in order.
+    const oldest = `SELECT gid FROM transactions INDEXED BY transactions_finished_idx WHERE finished_at < ? AND status IN ('succeeded', 'failed') ORDER BY finished_at, gid LIMIT ?`;
+    const args = [finishedBefore, limit];
+    const [branchRows, requestRows, actionRows, transactionRows] = await this.client.batch(
+      ["branches", "requests", "admin_actions", "transactions"].map((table) => ({ sql: `DELETE FROM ${table} WHERE gid IN (${oldest})`, args })),
+      "write",
+    );
+    return {
+      transactions: transactionRows!.rowsAffected,
+      branches: branchRows!.rowsAffected,
+      requests: requestRows!.rowsAffected,
+      adminActions: actionRows!.rowsAffected,
+    };
   }
 
   async ping(): Promise<void> {
