@@ -71,7 +71,19 @@ export async function startCoordinator(config: AccordConfig, logger: Logger): Pr
   };
 
   const handler = connectNodeAdapter({
-    routes: createRoutes({ store, health, engine, config, commands: createCommands({ store, engine, config, targets }) }),
+    routes: createRoutes({
+      store,
+      health,
+      engine,
+      config,
+      commands: createCommands({ store, engine, config, targets }),
+      admin: {
+        logger,
+        // pino children made from the root read its level through their prototype unless set themselves.
+        logLevel: { current: () => logger.level, set: (level) => (logger.level = level) },
+        config: () => config,
+      },
+    }),
     readMaxBytes: config.limits.maxMessageBytes,
     // Connect ignores unknown JSON by default, and protobuf-es then also drops enum names it does
     // not know: `statuses: ["BOGUS"]` became no filter, listing everything. Strict parsing (the

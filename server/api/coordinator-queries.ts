@@ -23,9 +23,9 @@ export function createCoordinatorQueries(
 
     async getTransaction(request) {
       const gid = requireGid(request.gid);
-      const found = await store.getTransaction(gid);
+      const [found, actions] = await Promise.all([store.getTransaction(gid), store.getAdminActions(gid)]);
       if (!found) throw transactionNotFound(gid);
-      return { transaction: toTransaction(found.transaction, found.branches) };
+      return { transaction: toTransaction(found.transaction, found.branches, actions) };
     },
 
     async listTransactions(request) {

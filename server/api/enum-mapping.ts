@@ -1,4 +1,4 @@
-import { BranchOp, BranchStatus, Mode, TransactionStatus } from "../../gen/accord/v1/transaction_pb.js";
+import { AdminActionKind, BranchOp, BranchStatus, Mode, TransactionStatus } from "../../gen/accord/v1/transaction_pb.js";
 import type * as records from "../store/index.js";
 
 // Proto enums at the edge, short strings in the store: one table per enum, read both ways.
@@ -43,4 +43,10 @@ export const branchStatuses = bidirectional<records.BranchStatus, BranchStatus>(
   ["succeeded", BranchStatus.SUCCEEDED],
   ["failed", BranchStatus.FAILED],
   ["skipped", BranchStatus.SKIPPED],
+]);
+
+export const adminActionKinds = bidirectional<records.AdminActionKind, AdminActionKind>([
+  ["retry", AdminActionKind.RETRY],
+  ["fail", AdminActionKind.FAIL],
+  ["skip", AdminActionKind.SKIP],
 ]);

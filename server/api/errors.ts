@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import {
+  BranchStateError,
   ConflictError,
   InvalidInputError,
   RequestIdReusedError,
@@ -30,11 +31,6 @@ export function transactionNotFound(gid: string): ConnectError {
   return errorWithReason(Code.NotFound, "TRANSACTION_NOT_FOUND", `transaction "${gid}" not found`, { gid });
 }
 
-/** For RPCs whose implementation belongs to a later milestone; the README lists them. */
-export function notImplementedYet(method: string, milestone: string): ConnectError {
-  return errorWithReason(Code.Unimplemented, "NOT_IMPLEMENTED_YET", `${method} is not implemented yet (planned with ${milestone})`, { method });
-}
-
 /**
  * The one mapping from the engine's command errors to Connect codes and error details. Every
  * Connect service goes through it (the error interceptor), so a new command error is mapped here.
@@ -45,5 +41,8 @@ export function toConnectError(error: CommandError): ConnectError {
   if (error instanceof TransactionNotFoundError) return transactionNotFound(error.gid);
   if (error instanceof WrongStatusError) return errorWithReason(Code.FailedPrecondition, "WRONG_STATUS", error.message, { gid: error.gid, status: error.status });
   if (error instanceof ConflictError) return errorWithReason(Code.AlreadyExists, error.reason, error.message, error.metadata);
+  if (error instanceof BranchStateError) {
+    return errorWithReason(Code.FailedPrecondition, "BRANCH_NOT_PENDING", error.message, { gid: error.gid, branchId: error.branchId, op: error.op, status: error.status });
+  }
   return new ConnectError(error.message, Code.Internal);
 }

@@ -14,7 +14,7 @@ import type { AccordConfig } from "../config.js";
 import type { Engine } from "../engine/engine.js";
 import type { Commands } from "../engine/commands/index.js";
 import type { Store } from "../store/index.js";
-import { createAdminService } from "./admin-service.js";
+import { createAdminService, type AdminServiceDependencies } from "./admin-service.js";
 import { createCoordinatorService } from "./coordinator-service.js";
 import { createHealthService } from "./health-service.js";
 import { createReflectionServices } from "./reflection-service.js";
@@ -25,10 +25,12 @@ export interface RouteDependencies {
   engine: Engine;
   config: AccordConfig;
   commands: Commands;
+  /** For AdminService. */
+  admin: Pick<AdminServiceDependencies, "logger" | "logLevel" | "config">;
 }
 
 /** Every service on the one port. */
-export function createRoutes({ store, health, engine, config, commands }: RouteDependencies) {
+export function createRoutes({ store, health, engine, config, commands, admin }: RouteDependencies) {
   const reflection = createReflectionServices(
     [
       file_accord_v1_coordinator,
@@ -49,7 +51,7 @@ export function createRoutes({ store, health, engine, config, commands }: RouteD
   );
   return (router: ConnectRouter) => {
     router.service(CoordinatorService, createCoordinatorService({ store, engine, config, commands }));
-    router.service(AdminService, createAdminService());
+    router.service(AdminService, createAdminService({ store, commands, ...admin }));
     router.service(Health, createHealthService(health, [CoordinatorService.typeName, AdminService.typeName]));
     router.service(reflection.v1.service, reflection.v1.impl);
     router.service(reflection.v1alpha.service, reflection.v1alpha.impl);

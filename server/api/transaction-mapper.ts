@@ -6,8 +6,9 @@ import {
   type Branch,
   type Transaction,
 } from "../../gen/accord/v1/transaction_pb.js";
-import type { BranchRecord, TransactionRecord } from "../store/index.js";
-import { branchOps, branchStatuses, modes, transactionStatuses } from "./enum-mapping.js";
+import { BranchOp } from "../../gen/accord/v1/transaction_pb.js";
+import type { AdminActionRecord, BranchRecord, TransactionRecord } from "../store/index.js";
+import { adminActionKinds, branchOps, branchStatuses, modes, transactionStatuses } from "./enum-mapping.js";
 
 const timestamp = (ms: number | null): Timestamp | undefined => (ms === null ? undefined : timestampFromMs(ms));
 
@@ -25,8 +26,8 @@ function toBranch(record: BranchRecord): Omit<Branch, "$typeName"> {
   };
 }
 
-/** The API view of a stored transaction. */
-export function toTransaction(record: TransactionRecord, branches: BranchRecord[] = []): Transaction {
+/** The API view of a stored transaction (with its operators' actions when the caller read them). */
+export function toTransaction(record: TransactionRecord, branches: BranchRecord[] = [], adminActions: AdminActionRecord[] = []): Transaction {
   return create(TransactionSchema, {
     gid: record.gid,
     mode: modes.toProto(record.mode),
@@ -42,5 +43,13 @@ export function toTransaction(record: TransactionRecord, branches: BranchRecord[
     failedBranchId: record.failedBranchId,
     failureReason: record.failureReason,
     queryPrepared: record.queryPrepared,
+    adminActions: adminActions.map((a) => ({
+      kind: adminActionKinds.toProto(a.action),
+      identity: a.identity,
+      reason: a.reason,
+      at: timestampFromMs(a.at),
+      branchId: a.branchId,
+      op: a.op === "" ? BranchOp.UNSPECIFIED : branchOps.toProto(a.op),
+    })),
   });
 }

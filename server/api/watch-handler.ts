@@ -1,7 +1,7 @@
 import type { HandlerContext } from "@connectrpc/connect";
 import type { WatchTransactionRequest } from "../../gen/accord/v1/coordinator_pb.js";
 import type { Engine } from "../engine/engine.js";
-import { isFinal, type Store, type TransactionWithBranches } from "../store/index.js";
+import { isFinal, type AdminActionRecord, type Store, type TransactionWithBranches } from "../store/index.js";
 import { loadTransaction } from "../engine/commands/context.js";
 import { toTransaction } from "./transaction-mapper.js";
 import { requireGid } from "./validation.js";
@@ -9,9 +9,9 @@ import { requireGid } from "./validation.js";
 /** How often the store is read for changes made by other coordinators (or missed events). */
 const POLL_MS = 250;
 
-/** What a watcher should see change: status, stalled, last error and every branch's progress. */
-function fingerprint({ transaction: t, branches }: TransactionWithBranches): string {
-  return JSON.stringify([t.status, t.stalled, t.lastError, t.failureReason, branches.map((b) => [b.branchId, b.op, b.status, b.attempts])]);
+/** What a watcher should see change: status, stalled, last error, every branch's progress, operators' actions. */
+function fingerprint({ transaction: t, branches }: TransactionWithBranches, actions: readonly AdminActionRecord[]): string {
+  return JSON.stringify([t.status, t.stalled, t.lastError, t.failureReason, branches.map((b) => [b.branchId, b.op, b.status, b.attempts]), actions.length]);
 }
 
 /**
@@ -22,20 +22,26 @@ export function createWatchHandler(store: Store, engine: Engine) {
   return async function* watchTransaction(request: WatchTransactionRequest, context: HandlerContext) {
     const gid = requireGid(request.gid);
     let current = await loadTransaction(store, gid);
+    // Operators' actions come with a change of their own (an event without a state, or a poll).
+    let actions = await store.getAdminActions(gid);
     let last = "";
     while (!context.signal.aborted) {
       const subscription = engine.events.subscribe(gid, POLL_MS, context.signal);
-      const print = fingerprint(current);
+      const print = fingerprint(current, actions);
       if (print !== last) {
         last = print;
-        yield { transaction: toTransaction(current.transaction, current.branches) };
+        yield { transaction: toTransaction(current.transaction, current.branches, actions) };
       }
       if (isFinal(current.transaction.status)) {
         subscription.cancel();
         return;
       }
       const changed = await subscription.changed;
-      current = changed ?? (await store.getTransaction(gid)) ?? current;
+      if (changed) {
+        current = changed;
+      } else {
+        [current, actions] = await Promise.all([store.getTransaction(gid).then((found) => found ?? current), store.getAdminActions(gid)]);
+      }
     }
   };
 }

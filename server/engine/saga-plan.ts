@@ -44,15 +44,16 @@ export function runnableActions(plan: SagaPlan): BranchRecord[] {
 }
 
 /**
- * Branches whose action ran or may have run: it has a result, it was attempted, or it was
- * runnable (a call may have been in flight when a coordinator died before recording it).
+ * Branches whose action ran or may have run: it has a result, it was attempted (attempts, or an
+ * error recorded: an operator's RetryTransaction resets the attempts but keeps the error), or it
+ * was runnable (a call may have been in flight when a coordinator died before recording it).
  * Compensating one whose action never ran is safe: the barrier makes it a null compensation.
  */
 export function branchesToCompensate(plan: SagaPlan): Set<string> {
   return new Set(
     plan.order.filter((id) => {
       const action = plan.actions.get(id)!;
-      if (action.status !== "pending" || action.attempts > 0) return true;
+      if (action.status !== "pending" || action.attempts > 0 || action.lastError !== "") return true;
       return plan.dependsOn.get(id)!.every((dep) => done(plan.actions.get(dep)));
     }),
   );

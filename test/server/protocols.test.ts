@@ -184,11 +184,10 @@ describe("bad input", () => {
     expect((await connect().newGid({})).gid).not.toBe("");
   });
 
-  it("answers UNIMPLEMENTED, saying so, for RPCs of later milestones", async () => {
+  it("serves AdminService over Connect to the callers it lists", async () => {
     const admin = createClient(AdminService, createConnectTransport({ baseUrl: coordinator.url, httpVersion: "1.1" }));
-    const error = await admin.getConfig({}).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: Code.Unimplemented });
-    expect((error as ConnectError).rawMessage).toMatch(/GetConfig is not implemented yet/);
+    const { configJson } = await admin.getConfig({});
+    expect(JSON.parse(configJson)).toMatchObject({ limits: { maxMessageBytes: 64 * 1024 }, security: { adminCallers: ["*"] } });
   });
 
   it("answers 400 to HTTP/1.1 garbage on the port and keeps serving", async () => {

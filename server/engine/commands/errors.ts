@@ -56,3 +56,16 @@ export class RequestIdReusedError extends CommandError {
     super(`"${requestId}" was already used for a different request; use a new request_id for each distinct request`);
   }
 }
+
+/** A branch operation that is not in the state the command needs (e.g. skipping one that ended). */
+export class BranchStateError extends CommandError {
+  override name = "BranchStateError";
+  constructor(
+    readonly gid: string,
+    readonly branchId: string,
+    readonly op: string,
+    readonly status: string,
+  ) {
+    super(`branch ${branchId} ${op} of "${gid}" is ${status}; only a pending operation can be skipped`);
+  }
+}
