@@ -279,6 +279,30 @@ export const configSchema = z.strictObject({
       "Floor for branch_timeout, in requests and in this config (branchTimeoutMs), so calls are not timed out before they can answer.",
     ),
   }),
+  retention: section(
+    "Deleting finished transactions. Every coordinator runs it in the background, at a jittered interval, in bounded batches; " +
+      "coordinators sharing a database may run it at once (a row is deleted once).",
+    {
+      finishedAfterMs: option(
+        integer(0, 10 * 365 * 86_400_000),
+        7 * 86_400_000,
+        "A SUCCEEDED or FAILED transaction is deleted this long after it finished, with its branches, its request ids (a " +
+          "request_id reused after that is a new request) and its admin actions; GetTransaction then answers NOT_FOUND. 0 = keep them for ever.",
+      ),
+      intervalMs: option(
+        integer(10, 86_400_000),
+        300_000,
+        "How often a coordinator looks for transactions past retention; each wait is jittered by up to a half, so coordinators " +
+          "started together drift apart.",
+      ),
+      batchSize: option(integer(1, 100_000), 500, "Most transactions deleted per database transaction, so no delete holds the database long."),
+      maxBatchesPerRun: option(
+        integer(1, 1_000_000),
+        100,
+        "Most batches per run; what is left waits for the next run, so a large first clean-up is spread out.",
+      ),
+    },
+  ),
   cluster: section("etcd registration, so clients can discover coordinators. The database, not etcd, decides who runs what.", {
     etcdEndpoints: option(
       list(
@@ -362,6 +386,7 @@ export const configSchema = z.strictObject({
 export type AccordConfig = z.output<typeof configSchema>;
 export type EngineConfig = AccordConfig["engine"];
 export type ClusterConfig = AccordConfig["cluster"];
+export type RetentionConfig = AccordConfig["retention"];
 export type SecurityConfig = AccordConfig["security"];
 
 /** One key of the configuration, as the loader, `--help` and the example file see it. */
