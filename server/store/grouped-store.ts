@@ -1,5 +1,5 @@
 import { createGroupCommit } from "./group-commit.js";
-import type { AdminActionRecord, ListPage, ListQuery, RequestRecord, TransactionRecord, TransactionWithBranches } from "./records.js";
+import type { AdminActionRecord, BacklogStats, ClaimedTransaction, ListPage, ListQuery, RequestRecord, TransactionWithBranches } from "./records.js";
 import type { DeletedRows, Store } from "./store.js";
 import type { WriteOp, WriteOutcome } from "./write-ops.js";
 
@@ -23,7 +23,8 @@ export abstract class GroupedStore implements Store {
   abstract getRequest(caller: string, requestId: string): Promise<RequestRecord | undefined>;
   abstract getTransaction(gid: string): Promise<TransactionWithBranches | undefined>;
   abstract listTransactions(query: ListQuery): Promise<ListPage>;
-  abstract claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<TransactionRecord[]>;
+  abstract claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<ClaimedTransaction[]>;
+  abstract backlog(now: number): Promise<BacklogStats>;
   abstract renewLeases(owner: string, gids: readonly string[], leaseUntil: number): Promise<string[]>;
   abstract deleteFinished(finishedBefore: number, limit: number): Promise<DeletedRows>;
   abstract ping(): Promise<void>;

@@ -169,3 +169,21 @@ export interface AdminActionRecord {
   reason: string;
   at: number;
 }
+
+/** A row a claim took: the transaction as it is now, and who held the lease before the claim. */
+export interface ClaimedTransaction extends TransactionRecord {
+  /** The owner whose lease had run out, or null when the row was free (a retry, a timeout). */
+  previousOwner: string | null;
+}
+
+/** Counts over the unfinished transactions at one moment (Store.backlog). */
+export interface BacklogStats {
+  /** Transactions not yet final. */
+  unfinished: number;
+  /** Due and not leased: what the pollers have yet to claim. */
+  due: number;
+  /** When the oldest of those became due; null when none is. */
+  oldestDueAt: number | null;
+  /** Unfinished transactions marked stalled. */
+  stalled: number;
+}

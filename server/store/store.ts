@@ -1,4 +1,4 @@
-import type { AdminActionRecord, ListPage, ListQuery, RequestRecord, TransactionRecord, TransactionWithBranches } from "./records.js";
+import type { AdminActionRecord, BacklogStats, ClaimedTransaction, ListPage, ListQuery, RequestRecord, TransactionWithBranches } from "./records.js";
 import type { WriteOp, WriteOutcome } from "./write-ops.js";
 
 /**
@@ -29,9 +29,16 @@ export interface Store {
 
   /**
    * Claim up to `limit` transactions that are due (`nextAttemptAt <= now`) and not leased by a
-   * live owner, setting `owner` and `leaseUntil`. Two callers never get the same row.
+   * live owner, setting `owner` and `leaseUntil`. Two callers never get the same row. Each row
+   * says who held it before (`previousOwner`), so a takeover of another's expired lease is seen.
    */
-  claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<TransactionRecord[]>;
+  claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<ClaimedTransaction[]>;
+
+  /**
+   * Counts over the unfinished transactions at `now`, for metrics: one query over the rows that
+   * are not final, so its cost follows the backlog, not the history.
+   */
+  backlog(now: number): Promise<BacklogStats>;
 
   /** Extend the lease on rows `owner` still holds; returns the gids whose lease was extended. */
   renewLeases(owner: string, gids: readonly string[], leaseUntil: number): Promise<string[]>;

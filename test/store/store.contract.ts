@@ -140,6 +140,35 @@ export function describeStoreContract(backend: StoreBackend) {
       expect(takeover.map((t) => t.gid).sort()).toEqual(["due1", "due2", "expired"]);
     });
 
+    it("says who held each claimed row before, so a takeover of another's lease shows", async () => {
+      const now = Date.now();
+      await createTx(store, txRecord("free", { nextAttemptAt: now - 10 }), []);
+      await createTx(store, txRecord("orphan", { nextAttemptAt: now - 10, owner: "dead", leaseUntil: now - 1 }), []);
+      const claimed = await store.claimDue("A", now, now + 5000, 10);
+      expect(Object.fromEntries(claimed.map((t) => [t.gid, t.previousOwner]))).toEqual({ free: null, orphan: "dead" });
+      // A never gave them back: once its leases run out, B takes both over from A.
+      const takeover = await store.claimDue("B", now + 6000, now + 11_000, 10);
+      expect(Object.fromEntries(takeover.map((t) => [t.gid, [t.previousOwner, t.owner]]))).toEqual({ free: ["A", "B"], orphan: ["A", "B"] });
+    });
+
+    it("counts the backlog: unfinished, due and unleased, the oldest due time, stalled", async () => {
+      const now = Date.now();
+      expect(await store.backlog(now)).toEqual({ unfinished: 0, due: 0, oldestDueAt: null, stalled: 0 });
+      await createTx(store, txRecord("bl-oldest", { nextAttemptAt: now - 5000 }), []);
+      await createTx(store, txRecord("bl-due", { nextAttemptAt: now, stalled: true }), []);
+      await createTx(store, txRecord("bl-expired", { nextAttemptAt: now - 20, owner: "dead", leaseUntil: now - 1 }), []);
+      await createTx(store, txRecord("bl-later", { nextAttemptAt: now + 60_000, stalled: true }), []);
+      await createTx(store, txRecord("bl-leased", { nextAttemptAt: now - 9000, owner: "x", leaseUntil: now + 60_000 }), []);
+      await createTx(store, txRecord("bl-prepared", { mode: "tcc", status: "prepared", nextAttemptAt: now + 30_000 }), []);
+      // Final rows are history, whatever else they say.
+      await createTx(store, txRecord("bl-done", { status: "succeeded", finishedAt: now, nextAttemptAt: null }), []);
+      await createTx(store, txRecord("bl-failed", { status: "failed", finishedAt: now, nextAttemptAt: now - 100, stalled: true }), []);
+      expect(await store.backlog(now)).toEqual({ unfinished: 6, due: 3, oldestDueAt: now - 5000, stalled: 2 });
+      // What claimDue takes leaves the due backlog.
+      await store.claimDue("A", now, now + 5000, 1);
+      expect(await store.backlog(now)).toEqual({ unfinished: 6, due: 2, oldestDueAt: now - 20, stalled: 2 });
+    });
+
     it("respects the claim batch limit, oldest due first", async () => {
       const now = Date.now();
       for (let i = 0; i < 5; i++) await createTx(store, txRecord(`lim${i}`, { nextAttemptAt: now - 100 + i }), []);

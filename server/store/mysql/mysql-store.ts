@@ -5,9 +5,12 @@ import { and, asc, eq, gte, inArray, isNull, lt, lte, or, sql } from "drizzle-or
 import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
 import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql, { type ResultSetHeader, type RowDataPacket } from "mysql2/promise";
+import { backlogColumns, toBacklogStats, unfinishedRows } from "../backlog-query.js";
 import { chunks } from "../chunks.js";
 import type {
   AdminActionRecord,
+  BacklogStats,
+  ClaimedTransaction,
   ListPage,
   ListQuery,
   TransactionRecord,
@@ -267,10 +270,10 @@ class MysqlStore extends GroupedStore {
    * locks end with the statement), take those still due and unleased in one compare-and-set
    * stamped with a token, then read back the rows carrying the token.
    */
-  async claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<TransactionRecord[]> {
+  async claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<ClaimedTransaction[]> {
     const dueAndFree = and(lte(transactions.nextAttemptAt, now), or(isNull(transactions.leaseUntil), lt(transactions.leaseUntil, now)));
     const candidates = await this.db
-      .select({ gid: transactions.gid })
+      .select({ gid: transactions.gid, owner: transactions.owner })
       .from(transactions)
       .where(dueAndFree)
       .orderBy(asc(transactions.nextAttemptAt))
@@ -284,7 +287,14 @@ class MysqlStore extends GroupedStore {
       .set({ owner, leaseUntil, claimToken: token, leaseGeneration: sql`${transactions.leaseGeneration} + 1` })
       .where(and(inArray(transactions.gid, gids), dueAndFree));
     const rows = await this.db.select().from(transactions).where(and(inArray(transactions.gid, gids), eq(transactions.claimToken, token)));
-    return rows.map(toTransactionRecord);
+    // The owner the candidate read saw: a row that changed hands since then failed the CAS above.
+    const previous = new Map(candidates.map((r) => [r.gid, r.owner]));
+    return rows.map((row) => ({ ...toTransactionRecord(row), previousOwner: previous.get(row.gid) ?? null }));
+  }
+
+  async backlog(now: number): Promise<BacklogStats> {
+    const [row] = await this.db.select(backlogColumns(transactions, now)).from(transactions).where(unfinishedRows(transactions));
+    return toBacklogStats(row);
   }
 
   async renewLeases(owner: string, gids: readonly string[], leaseUntil: number): Promise<string[]> {

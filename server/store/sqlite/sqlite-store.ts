@@ -2,13 +2,14 @@ import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient, type Client, type InValue } from "@libsql/client";
-import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import { migrate } from "drizzle-orm/libsql/migrator";
+import { backlogColumns, toBacklogStats, unfinishedRows } from "../backlog-query.js";
 import { chunks } from "../chunks.js";
 import { GroupedStore } from "../grouped-store.js";
 import { createUpdateStatements } from "../update-statements.js";
-import type { AdminActionRecord, ListPage, ListQuery, RequestRecord, TransactionRecord, TransactionWithBranches } from "../records.js";
+import type { AdminActionRecord, BacklogStats, ClaimedTransaction, ListPage, ListQuery, RequestRecord, TransactionWithBranches } from "../records.js";
 import { listOrder, listWhere, sortBranches, toAdminActionRecord, toBranchRecord, toBranchRow, toListPage, toTransactionRecord } from "../row-mapping.js";
 import type { DeletedRows, Store } from "../store.js";
 import type { WriteOp, WriteOutcome } from "../write-ops.js";
@@ -138,7 +139,7 @@ class SqliteStore extends GroupedStore {
     return toListPage(rows.map(toTransactionRecord), query.limit);
   }
 
-  async claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<TransactionRecord[]> {
+  async claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<ClaimedTransaction[]> {
     const due = this.db
       .select({ gid: transactions.gid })
       .from(transactions)
@@ -146,12 +147,26 @@ class SqliteStore extends GroupedStore {
       .orderBy(asc(transactions.nextAttemptAt))
       .limit(limit);
     // One UPDATE … WHERE gid IN (due) RETURNING: the check and the claim are one statement.
-    const rows = await this.db
-      .update(transactions)
-      .set({ owner, leaseUntil, leaseGeneration: sql`${transactions.leaseGeneration} + 1` })
-      .where(and(inArray(transactions.gid, due), or(isNull(transactions.leaseUntil), lt(transactions.leaseUntil, now))))
-      .returning();
-    return rows.map(toTransactionRecord);
+    // RETURNING shows only new values, so the owners it replaces are read first, in the same
+    // batch (one SQLite transaction: both see the same rows).
+    const [before, rows] = await this.db.batch([
+      this.db
+        .select({ gid: transactions.gid, owner: transactions.owner })
+        .from(transactions)
+        .where(and(inArray(transactions.gid, due), isNotNull(transactions.owner))),
+      this.db
+        .update(transactions)
+        .set({ owner, leaseUntil, leaseGeneration: sql`${transactions.leaseGeneration} + 1` })
+        .where(and(inArray(transactions.gid, due), or(isNull(transactions.leaseUntil), lt(transactions.leaseUntil, now))))
+        .returning(),
+    ]);
+    const previous = new Map(before.map((r) => [r.gid, r.owner]));
+    return rows.map((row) => ({ ...toTransactionRecord(row), previousOwner: previous.get(row.gid) ?? null }));
+  }
+
+  async backlog(now: number): Promise<BacklogStats> {
+    const [row] = await this.db.select(backlogColumns(transactions, now)).from(transactions).where(unfinishedRows(transactions));
+    return toBacklogStats(row);
   }
 
   async renewLeases(owner: string, gids: readonly string[], leaseUntil: number): Promise<string[]> {
