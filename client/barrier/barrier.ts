@@ -8,8 +8,11 @@ export interface BarrierDatabase<Tx> {
   insert(tx: Tx, row: BarrierRow): Promise<boolean>;
   /** The reason stored on an existing row. */
   reason(tx: Tx, key: Omit<BarrierRow, "reason">): Promise<string | undefined>;
-  /** Deletes rows created before `before` (epoch ms); resolves with how many. */
-  deleteBefore(before: number): Promise<number>;
+  /**
+   * Deletes at most `limit` rows created before `before` (epoch ms), oldest first, in one short
+   * local transaction; resolves with how many.
+   */
+  deleteBefore(before: number, limit: number): Promise<number>;
   /** Creates the barrier table if it is missing (the DDL ships in ddl.ts). */
   createTable(): Promise<void>;
 }
@@ -101,9 +104,30 @@ export class Barrier<Tx> {
     if (!committed) throw new BranchFailure(`message ${gid}: the local transaction did not commit`);
   }
 
-  /** Deletes barrier rows older than `olderThanMs` (keep it well above the longest transaction). */
-  cleanup(olderThanMs: number): Promise<number> {
-    return this.db.deleteBefore(Date.now() - olderThanMs);
+  /**
+   * Deletes barrier rows older than `olderThanMs`, `batchSize` rows per local transaction (so
+   * branch calls running meanwhile wait at most one batch), until none that old are left;
+   * resolves with how many it deleted.
+   *
+   * A row must outlive every call that can still arrive for its transaction: once the row of an
+   * action is gone, a late compensation of it counts as a null compensation and undoes nothing,
+   * and a repeated call runs again. So `olderThanMs` must exceed the longest time any transaction
+   * stays unfinished — stalled ones included, which the coordinator retries for ever (see
+   * `ListTransactions` with `stalled_only`) — and is safely the coordinator's
+   * `retention.finishedAfterMs` or more.
+   * @example setInterval(() => barrier.cleanup(30 * 24 * 3600_000).catch(log), 3600_000)
+   */
+  async cleanup(olderThanMs: number, { batchSize = 1000 }: { batchSize?: number } = {}): Promise<number> {
+    if (!Number.isFinite(olderThanMs) || olderThanMs < 0) throw new RangeError(`cleanup: olderThanMs must be a non-negative number of milliseconds (got ${olderThanMs})`);
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`cleanup: batchSize must be a positive integer (got ${batchSize})`);
+    // One cut-off for the whole clean-up: rows written while it runs are never its business.
+    const before = Date.now() - olderThanMs;
+    let total = 0;
+    for (;;) {
+      const deleted = await this.db.deleteBefore(before, batchSize);
+      total += deleted;
+      if (deleted < batchSize) return total;
+    }
   }
 
   createTable(): Promise<void> {

@@ -34,8 +34,9 @@ export function createMysqlBarrier(pool: Pool): Barrier<PoolConnection> {
       const [rows] = await conn.query<RowDataPacket[]>("SELECT reason FROM accord_barrier WHERE gid = ? AND branch_id = ? AND op = ?", [key.gid, key.branchId, key.op]);
       return rows[0]?.reason as string | undefined;
     },
-    async deleteBefore(before) {
-      const [result] = await pool.query<ResultSetHeader>("DELETE FROM accord_barrier WHERE created_at < ?", [before]);
+    async deleteBefore(before, limit) {
+      // Autocommit, by the created_at index: each batch holds its row locks only for itself.
+      const [result] = await pool.query<ResultSetHeader>("DELETE FROM accord_barrier WHERE created_at < ? ORDER BY created_at LIMIT ?", [before, limit]);
       return result.affectedRows;
     },
     async createTable() {

@@ -12,9 +12,14 @@ import { SQLITE_BARRIER_DDL } from "./ddl.js";
  */
 export function createSqliteBarrier(client: Client): Barrier<Transaction> {
   let turn: Promise<unknown> = Promise.resolve();
+  const inTurn = <T>(run: () => Promise<T>): Promise<T> => {
+    const result = turn.then(run, run);
+    turn = result.catch(() => undefined); // the caller gets the error; the next turn still runs
+    return result;
+  };
   const db: BarrierDatabase<Transaction> = {
     transaction(fn) {
-      const run = async () => {
+      return inTurn(async () => {
         const tx = await client.transaction("write");
         try {
           const result = await fn(tx);
@@ -26,10 +31,7 @@ export function createSqliteBarrier(client: Client): Barrier<Transaction> {
         } finally {
           tx.close();
         }
-      };
-      const result = turn.then(run, run);
-      turn = result.catch(() => undefined); // the caller gets the error; the next turn still runs
-      return result;
+      });
     },
     async insert(tx, row) {
       const result = await tx.execute({
@@ -43,9 +45,16 @@ export function createSqliteBarrier(client: Client): Barrier<Transaction> {
       const value = result.rows[0]?.reason;
       return typeof value === "string" ? value : undefined;
     },
-    async deleteBefore(before) {
-      const result = await client.execute({ sql: "DELETE FROM accord_barrier WHERE created_at < ?", args: [before] });
-      return result.rowsAffected;
+    deleteBefore(before, limit) {
+      // A turn like any barrier transaction: a delete waiting on one open here would block the
+      // event loop that lets it finish.
+      return inTurn(async () => {
+        const result = await client.execute({
+          sql: "DELETE FROM accord_barrier WHERE rowid IN (SELECT rowid FROM accord_barrier WHERE created_at < ? ORDER BY created_at LIMIT ?)",
+          args: [before, limit],
+        });
+        return result.rowsAffected;
+      });
     },
     async createTable() {
       await client.batch(SQLITE_BARRIER_DDL, "write");
