@@ -27,6 +27,11 @@ export interface BranchCall {
 
 export interface BranchInvoker {
   invoke(call: BranchCall): Promise<BranchOutcome>;
+  /**
+   * A reloaded engine.maxCallsPerHost: every host's bulkhead and connection pool take it at once,
+   * so calls already waiting go in when it grew.
+   */
+  setMaxCallsPerHost(limit: number): void;
   close(): void;
 }
 
@@ -47,13 +52,20 @@ export interface OutboundTls {
 
 /** Calls branch targets over HTTP(S) or gRPC with the accord-* headers and a per-call timeout. */
 export function createBranchInvoker(options: BranchInvokerOptions): BranchInvoker {
-  const http = createHttpInvoker({ maxSocketsPerHost: options.maxCallsPerHost, tls: options.tls });
+  let maxCallsPerHost = options.maxCallsPerHost;
+  const http = createHttpInvoker({ maxSocketsPerHost: maxCallsPerHost, tls: options.tls });
   const grpc = createGrpcInvoker(options.tls);
   const hosts = new Map<string, Semaphore>();
   // Parsing a URL and checking the policy per call showed in the invoker's profile; targets
-  // repeat (a few endpoints per service), so each is parsed and checked once. Bounded.
+  // repeat (a few endpoints per service), so each is parsed and checked once. Bounded, and
+  // emptied when the policy changes (a reloaded allowlist).
   const parsed = new Map<string, { target: BranchTarget; refusal: string | undefined }>();
+  let policyGeneration = options.targets?.generation;
   const resolve = (raw: string) => {
+    if (options.targets && options.targets.generation !== policyGeneration) {
+      parsed.clear();
+      policyGeneration = options.targets.generation;
+    }
     let entry = parsed.get(raw);
     if (!entry) {
       const target = parseTarget(raw);
@@ -65,7 +77,7 @@ export function createBranchInvoker(options: BranchInvokerOptions): BranchInvoke
   };
   const bulkhead = (hostKey: string) => {
     let semaphore = hosts.get(hostKey);
-    if (!semaphore) hosts.set(hostKey, (semaphore = new Semaphore(options.maxCallsPerHost)));
+    if (!semaphore) hosts.set(hostKey, (semaphore = new Semaphore(maxCallsPerHost)));
     return semaphore;
   };
 
@@ -95,6 +107,11 @@ export function createBranchInvoker(options: BranchInvokerOptions): BranchInvoke
           ? http.post(target.url, call.payload, headers, call.timeoutMs)
           : grpc.call(target.tls, target.authority, target.path, call.payload, headers, call.timeoutMs);
       });
+    },
+    setMaxCallsPerHost(limit) {
+      maxCallsPerHost = limit;
+      for (const semaphore of hosts.values()) semaphore.setLimit(limit);
+      http.setMaxSocketsPerHost(limit);
     },
     close() {
       http.close();

@@ -7,6 +7,8 @@ const DETAIL_BYTES = 512;
 
 export interface HttpInvoker {
   post(url: URL, payload: Uint8Array, headers: Record<string, string>, timeoutMs: number): Promise<BranchOutcome>;
+  /** Changes the pools' size (a reloaded engine.maxCallsPerHost); open sockets are kept. */
+  setMaxSocketsPerHost(max: number): void;
   close(): void;
 }
 
@@ -63,6 +65,13 @@ export function createHttpInvoker(options: { maxSocketsPerHost: number; tls?: { 
         });
         request.end(payload);
       });
+    },
+    setMaxSocketsPerHost(max) {
+      // Agents read these on every request, so the next request queues against the new size.
+      for (const agent of [agents.http, agents.https]) {
+        agent.maxSockets = max;
+        agent.maxFreeSockets = max;
+      }
     },
     close() {
       agents.http.destroy();

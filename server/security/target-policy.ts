@@ -15,6 +15,13 @@ export interface TargetPolicy {
    * refused unless an allowlist entry names its exact host and port.
    */
   protect(address: ProtectedAddress): void;
+  /**
+   * Replaces the allowed hosts and schemes (a config reload); protected addresses stay. Throws
+   * InvalidAllowlistError, changing nothing, on a malformed entry.
+   */
+  update(allowedHosts: ListSetting, allowedSchemes: ListSetting): void;
+  /** Grows at each update(), so whoever caches refusals knows when to drop them. */
+  readonly generation: number;
 }
 
 export interface ProtectedAddress {
@@ -92,12 +99,13 @@ function localInterfaceAddresses(): Set<string> {
 }
 
 /** A list from the config, or the comma-separated form env and flags use. */
-type ListSetting = string | readonly string[];
+export type ListSetting = string | readonly string[];
 const listOf = (setting: ListSetting) => (typeof setting === "string" ? setting.split(",") : setting).map((s) => s.trim()).filter(Boolean);
 
 export function createTargetPolicy(allowedHosts: ListSetting, allowedSchemes: ListSetting): TargetPolicy {
-  const entries = listOf(allowedHosts).map(parseAllowEntry);
-  const schemes = new Set(listOf(allowedSchemes).map((s) => s.toLowerCase()));
+  let entries = listOf(allowedHosts).map(parseAllowEntry);
+  let schemes = new Set(listOf(allowedSchemes).map((s) => s.toLowerCase()));
+  let generation = 0;
   const protectedAddresses: ProtectedAddress[] = [];
   const localAddresses = localInterfaceAddresses();
 
@@ -131,6 +139,15 @@ export function createTargetPolicy(allowedHosts: ListSetting, allowedSchemes: Li
     },
     protect(address) {
       protectedAddresses.push(address);
+    },
+    update(hosts, schemeList) {
+      const parsed = listOf(hosts).map(parseAllowEntry);
+      entries = parsed;
+      schemes = new Set(listOf(schemeList).map((s) => s.toLowerCase()));
+      generation++;
+    },
+    get generation() {
+      return generation;
     },
   };
 }
