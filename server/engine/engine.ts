@@ -38,6 +38,10 @@ export interface Engine {
 
 export interface EngineOptions {
   store: Store;
+  /**
+   * Read where each value is used, so it may be a live view whose values change on a config
+   * reload (LiveConfig.view.engine); the keys that need a restart never change in one.
+   */
   config: EngineConfig;
   logger: Logger;
   invoker: BranchInvoker;
@@ -50,6 +54,11 @@ export function createEngine({ store, config, logger, invoker }: EngineOptions):
   const coordinatorId = config.coordinatorId || `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const events = new TransactionEvents();
   const slots = new Semaphore(config.maxRunningTransactions);
+  /** Follows a reloaded maxRunningTransactions wherever a slot is taken. */
+  const takeSlot = () => {
+    slots.setLimit(config.maxRunningTransactions);
+    return slots.tryAcquire();
+  };
   /** Transactions running here: whether their lease is still held, and until when as far as we know. */
   const running = new Map<string, { leaseLost: boolean; released: boolean; leaseUntil: number; done: Promise<void> }>();
   let stopping = false;
@@ -113,12 +122,13 @@ export function createEngine({ store, config, logger, invoker }: EngineOptions):
   };
 
   const poll = async () => {
+    slots.setLimit(config.maxRunningTransactions);
     const free = config.maxRunningTransactions - slots.inUse;
     if (free <= 0) return;
     const now = Date.now();
     const claimed = await store.claimDue(coordinatorId, now, now + config.leaseMs, Math.min(free, config.claimBatch));
     for (const tx of claimed) {
-      if (running.has(tx.gid) || !slots.tryAcquire()) {
+      if (running.has(tx.gid) || !takeSlot()) {
         // Cannot run it now: let the lease lapse quickly for someone else.
         await store.write([{ kind: "transaction", gid: tx.gid, expect: { owner: coordinatorId }, changes: { owner: null, leaseUntil: null } }]);
         continue;
@@ -154,7 +164,7 @@ export function createEngine({ store, config, logger, invoker }: EngineOptions):
   return {
     coordinatorId,
     events,
-    reserve: () => !stopping && slots.tryAcquire(),
+    reserve: () => !stopping && takeSlot(),
     unreserve: () => slots.release(),
     runReserved: launch,
     leaseChanges: (now) => ({ owner: coordinatorId, leaseUntil: now + config.leaseMs }),
