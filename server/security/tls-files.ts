@@ -1,6 +1,7 @@
-import { readFileSync, unwatchFile, watchFile } from "node:fs";
+import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import type { SecurityConfig } from "../config.js";
+import { watchFiles } from "../config/watch-files.js";
 
 export interface ServerTlsMaterial {
   cert: Buffer;
@@ -24,22 +25,13 @@ export function loadServerTls(security: SecurityConfig): ServerTlsMaterial | und
  */
 export function watchServerTls(security: SecurityConfig, apply: (material: ServerTlsMaterial) => void, logger: Logger): () => void {
   const files = [security.tlsCertFile, security.tlsKeyFile, security.tlsCaFile].filter(Boolean);
-  let timer: NodeJS.Timeout | undefined;
-  const reload = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      try {
-        const material = loadServerTls(security);
-        if (material) apply(material);
-        logger.info({ files }, "TLS certificates reloaded");
-      } catch (error) {
-        logger.error({ err: error, files }, "TLS certificate reload failed; keeping the current certificates");
-      }
-    }, 200);
-  };
-  for (const file of files) watchFile(file, { interval: 1000 }, reload);
-  return () => {
-    clearTimeout(timer);
-    for (const file of files) unwatchFile(file, reload);
-  };
+  return watchFiles(files, () => {
+    try {
+      const material = loadServerTls(security);
+      if (material) apply(material);
+      logger.info({ files }, "TLS certificates reloaded");
+    } catch (error) {
+      logger.error({ err: error, files }, "TLS certificate reload failed; keeping the current certificates");
+    }
+  });
 }
