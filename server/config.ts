@@ -17,7 +17,13 @@ export function defaultConfig(): AccordConfig {
 
 /** A bad configuration value; its message is the one line start-up prints. */
 export class ConfigError extends Error {
-  constructor(key: string, expected: string, got: unknown, source: string) {
+  constructor(
+    /** The key (or flag) the message names, for logs that report it as a field. */
+    readonly key: string,
+    expected: string,
+    got: unknown,
+    source: string,
+  ) {
     super(`config key "${key}" (${source}): expected ${expected}, got ${JSON.stringify(got)}`);
     this.name = "ConfigError";
   }
@@ -30,6 +36,11 @@ export const flagName = (key: string) => `--${snake(key).toLowerCase().replace(/
 export interface ConfigSources {
   argv: readonly string[];
   env: Readonly<Record<string, string | undefined>>;
+}
+
+/** The config file the sources name (`--config` over ACCORD_CONFIG), if any. */
+export function configFileOf({ argv, env }: ConfigSources): string | undefined {
+  return parseFlags(argv).get("--config") ?? (env.ACCORD_CONFIG || undefined);
 }
 
 /** Reads and validates the configuration; throws ConfigError naming the first bad key. */
