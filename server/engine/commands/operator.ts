@@ -53,8 +53,8 @@ function actionOp(gid: string, kind: AdminActionKind, input: { reason: string; o
 /** Due now, unleased: any coordinator's poller picks it up, and a run holding it stops. */
 const handBack = (now: number): TransactionChanges => ({ owner: null, leaseUntil: null, nextAttemptAt: now, updatedAt: now });
 
-/** After a lost race, what the transaction is now decides the answer. */
-async function answerAfterRace(ctx: CommandContext, gid: string, action: string): Promise<CommandResult> {
+/** A compare-and-set lost to a concurrent status change: say what the transaction is now. */
+async function lostRace(ctx: CommandContext, gid: string, action: string): Promise<never> {
   const current = await loadTransaction(ctx.store, gid);
   throw new WrongStatusError(gid, current.transaction.status, action);
 }
@@ -76,7 +76,7 @@ export async function retryTransaction(ctx: CommandContext, input: RetryInput): 
     { kind: "transaction", gid, expect: { statuses: [tx.status] }, changes: { ...handBack(now), stalled: false } },
   ];
   const outcomes = await ctx.store.write(ops);
-  if (outcomes.at(-1) !== true) return answerAfterRace(ctx, gid, "retried");
+  if (outcomes.at(-1) !== true) await lostRace(ctx, gid, "retried");
   ctx.engine.events.changed(gid);
   return { gid };
 }
@@ -111,7 +111,7 @@ export async function failTransaction(ctx: CommandContext, input: FailInput): Pr
   const ending: TransactionChanges = to === "failed" ? { finishedAt: now, nextAttemptAt: null } : {};
   // No owner expected: the transition takes the transaction from whoever runs it.
   const outcomes = await ctx.store.write([actionOp(gid, "fail", input, now), transitionOp(gid, tx.mode, tx.status, to, { ...handBack(now), ...ending, failureReason })]);
-  if (outcomes.at(-1) !== true) return answerAfterRace(ctx, gid, "failed");
+  if (outcomes.at(-1) !== true) await lostRace(ctx, gid, "failed");
   ctx.engine.events.changed(gid);
   return { gid };
 }
@@ -136,8 +136,8 @@ export async function skipBranch(ctx: CommandContext, input: SkipInput): Promise
   ]);
   if (outcomes[1] !== true || outcomes.at(-1) !== true) {
     const current = await loadTransaction(ctx.store, gid);
-    const now2 = current.branches.find((b) => b.branchId === branchId && b.op === op);
-    if (now2 && now2.status !== "pending" && now2.status !== "skipped") throw new BranchStateError(gid, branchId, op, now2.status);
+    const latest = current.branches.find((b) => b.branchId === branchId && b.op === op);
+    if (latest && latest.status !== "pending" && latest.status !== "skipped") throw new BranchStateError(gid, branchId, op, latest.status);
     if (isFinal(current.transaction.status)) throw new WrongStatusError(gid, current.transaction.status, "changed");
   }
   ctx.engine.events.changed(gid);
