@@ -10,36 +10,47 @@ import { watchFiles } from "./watch-files.js";
 // reported and kept until the next start.
 
 /**
- * Keys (or whole sections, ending in ".") read once at start-up to build something that lives as
- * long as the process: the listeners and their transport limits, the store and its pool, etcd
- * registration, TLS (the certificate files themselves are re-read when they change, their paths
- * are not), the engine's identity and the period of its lease renewals.
+ * The keys (or whole sections, ending in ".") whose new value a reload applies to the running
+ * coordinator, because every component reads them where it uses them (through LiveConfig.view or
+ * a change listener). Every other key is read once at start-up to build something that lives as
+ * long as the process — the listeners and their transport limits, the store and its pool, etcd
+ * registration, TLS (the certificate files are re-read when they change, their paths are not),
+ * the engine's identity and the period of its lease renewals — so a reload reports it as needing
+ * a restart. A new key is restart-only until it is listed here: a reload never claims to have
+ * applied a value nothing reads again.
  */
-export const RESTART_ONLY_KEYS: readonly string[] = [
-  "host",
-  "port",
-  "store",
-  "mysql.",
-  "ops.",
-  "cluster.",
-  "engine.coordinatorId",
-  "engine.leaseMs",
-  "limits.maxMessageBytes",
-  "limits.idleConnectionMs",
-  "limits.maxConcurrentStreams",
-  "limits.idleStreamMs",
-  "security.tlsCertFile",
-  "security.tlsKeyFile",
-  "security.tlsCaFile",
-  "security.mtls",
-  "security.branchCaFile",
-  "security.branchCertFile",
-  "security.branchKeyFile",
+export const LIVE_KEYS: readonly string[] = [
+  "log.level",
+  "limits.maxPayloadBytes",
+  "limits.maxBranches",
+  "shutdown.graceMs",
+  "engine.pollIntervalMs",
+  "engine.claimBatch",
+  "engine.maxRunningTransactions",
+  "engine.maxCallsPerHost",
+  "engine.branchTimeoutMs",
+  "engine.retryInitialMs",
+  "engine.retryMultiplier",
+  "engine.retryMaxMs",
+  "engine.retryMaxAttempts",
+  "engine.stalledAfterMs",
+  "engine.ongoingIntervalMs",
+  "engine.preparedTimeoutMs",
+  "engine.maxWaitMs",
+  "engine.minRetryIntervalMs",
+  "engine.minOngoingIntervalMs",
+  "engine.minBranchTimeoutMs",
+  "retention.",
+  "security.coordinatorCallers",
+  "security.adminCallers",
+  "security.tenantPrefixes",
+  "security.allowedTargetHosts",
+  "security.allowedTargetSchemes",
 ];
 
 /** Whether a new value of `key` applies to the running coordinator (else it needs a restart). */
 export function appliesLive(key: string): boolean {
-  return !RESTART_ONLY_KEYS.some((k) => (k.endsWith(".") ? key.startsWith(k) : key === k));
+  return LIVE_KEYS.some((k) => (k.endsWith(".") ? key.startsWith(k) : key === k));
 }
 
 /** What a reload did. */
