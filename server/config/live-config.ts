@@ -194,8 +194,8 @@ export function createLiveConfig(initial: AccordConfig, sources: ConfigSources |
         apply(changes, (applied) =>
           logger.info({ applied: Object.fromEntries([...changes].map(([o, v]) => [o.key, v])), trigger, file }, `config reloaded: ${applied.join(", ")} applied`),
         );
-      } else {
-        logger.info({ trigger, file }, "config reloaded: nothing that applies live changed");
+      } else if (restartNeeded.length === 0) {
+        logger.info({ trigger, file }, "config reloaded: nothing changed");
       }
       const result: ReloadResult = { ok: true, trigger, applied: [...changes.keys()].map((o) => o.key), restartNeeded };
       notify(reloadListeners, result);
