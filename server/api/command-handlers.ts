@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { create, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { TransactionOptionsSchema, type TransactionOptions } from "../../gen/accord/v1/transaction_pb.js";
 import {
   AbortRequestSchema,
   BeginRequestSchema,
@@ -12,6 +13,7 @@ import {
 import type { AccordConfig } from "../config.js";
 import type { Commands, CommandResult, RequestClaim } from "../engine/commands/index.js";
 import type { Engine } from "../engine/engine.js";
+import { normalizeTraceparent } from "../observe/tracing.js";
 import { callerIdentity } from "../security/identity.js";
 import type { Store } from "../store/index.js";
 import { modes } from "./enum-mapping.js";
@@ -55,6 +57,20 @@ function contentHash(request: Pick<SubmitRequest, "mode" | "steps" | "options">,
 }
 
 /**
+ * The options to store. A caller that traces its requests but set no `options.traceparent` has
+ * the request's W3C `traceparent` header stored instead (an invalid one is ignored, as the spec
+ * asks), so its branch calls join its trace. The header is in neither the content hash nor the
+ * request digest: a retry carries a header of its own and is still the same request.
+ */
+function withTraceparent(options: TransactionOptions | undefined, context: HandlerContext): TransactionOptions | undefined {
+  if (options?.traceparent) return options;
+  const header = context.requestHeader.get("traceparent");
+  const traceparent = header ? normalizeTraceparent(header) : undefined;
+  if (!traceparent) return options;
+  return options ? { ...options, traceparent } : create(TransactionOptionsSchema, { traceparent });
+}
+
+/**
  * The mutating CoordinatorService RPCs: each maps its request to an engine command and answers
  * with the transaction's state (once final, when the caller waits).
  */
@@ -84,7 +100,7 @@ export function createCommandHandlers(deps: CommandHandlerDependencies): Pick<Se
         gid: request.gid,
         mode: modes.fromProto(request.mode),
         steps: request.steps,
-        options: request.options,
+        options: withTraceparent(request.options, context),
         queryPrepared: request.queryPrepared,
         contentHash: contentHash(request, request.queryPrepared),
         claim: claimOf(context, "Begin", BeginRequestSchema, request),
@@ -97,7 +113,7 @@ export function createCommandHandlers(deps: CommandHandlerDependencies): Pick<Se
         gid: request.gid,
         mode: modes.fromProto(request.mode),
         steps: request.steps,
-        options: request.options,
+        options: withTraceparent(request.options, context),
         contentHash: contentHash(request),
         claim: claimOf(context, "Submit", SubmitRequestSchema, request),
       });
