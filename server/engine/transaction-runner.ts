@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { EngineConfig } from "../config.js";
+import type { EngineMetrics } from "../observe/metrics.js";
 import { isFinal, type BranchRecord, type Store, type TransactionChanges, type TransactionRecord, type TransactionStatus, type TransactionWithBranches, type WriteOp } from "../store/index.js";
 import type { BranchInvoker } from "./branch-invoker.js";
 import { driverFor } from "./mode-drivers.js";
@@ -14,6 +15,7 @@ export interface RunnerContext {
   coordinatorId: string;
   logger: Logger;
   events: TransactionEvents;
+  metrics?: Pick<EngineMetrics, "transactionFinished">;
   /** True once this coordinator should hand the transaction back (stopping, or lease lost). */
   shouldYield(gid: string): boolean;
   /** The lease this run holds runs until `leaseUntil` (as read with the transaction). */
@@ -95,7 +97,10 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
     const changes: TransactionChanges = { finishedAt: now, nextAttemptAt: null, owner: null, leaseUntil: null, stalled: false };
     if (reason) changes.failureReason = reason;
     const done = await persist(changes, status);
-    if (done) log.info({ status }, "transaction finished");
+    if (done) {
+      log.info({ status }, "transaction finished");
+      ctx.metrics?.transactionFinished(tx.mode, status, (now - tx.createdAt) / 1000);
+    }
     return done ? FINISHED : YIELDED;
   };
 

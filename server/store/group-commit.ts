@@ -11,26 +11,51 @@
  * unit (say, a duplicate key) never fails the others.
  */
 export function createGroupCommit<U, R>(
-  execute: (units: U[]) => Promise<R[]>,
-  options: { maxUnits: number; concurrency: number; lingerMs?: number },
+  run: (units: U[]) => Promise<R[]>,
+  // NoInfer: the units' type comes from `run` and the caller, never from an observer given as unknown.
+  options: { maxUnits: number; concurrency: number; lingerMs?: number; observer?: GroupCommitObserver<NoInfer<U>, NoInfer<R>> },
 ): (unit: U) => Promise<R> {
-  const queue: { unit: U; resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
+  const queue: { unit: U; resolve: (r: R) => void; reject: (e: unknown) => void; at: number }[] = [];
   let active = 0;
+  const { observer } = options;
+
+  const execute = !observer
+    ? run
+    : async (units: U[]) => {
+        const started = performance.now();
+        let results: R[];
+        try {
+          results = await run(units);
+        } catch (error) {
+          observer.failed(units.length, (performance.now() - started) / 1000);
+          throw error;
+        }
+        observer.committed(units, results, (performance.now() - started) / 1000);
+        return results;
+      };
+  const resolve = (b: (typeof queue)[number], result: R) => {
+    observer?.answered((performance.now() - b.at) / 1000);
+    b.resolve(result);
+  };
+  const reject = (b: (typeof queue)[number], error: unknown) => {
+    observer?.answered((performance.now() - b.at) / 1000);
+    b.reject(error);
+  };
 
   const runBatch = async (batch: typeof queue) => {
     try {
       const results = await execute(batch.map((b) => b.unit));
-      batch.forEach((b, i) => b.resolve(results[i]!));
+      batch.forEach((b, i) => resolve(b, results[i]!));
     } catch (error) {
       if (batch.length === 1) {
-        batch[0]!.reject(error);
+        reject(batch[0]!, error);
         return;
       }
       for (const b of batch) {
         try {
-          b.resolve((await execute([b.unit]))[0]!);
+          resolve(b, (await execute([b.unit]))[0]!);
         } catch (single) {
-          b.reject(single);
+          reject(b, single);
         }
       }
     }
@@ -50,7 +75,17 @@ export function createGroupCommit<U, R>(
 
   return (unit) =>
     new Promise<R>((resolve, reject) => {
-      queue.push({ unit, resolve, reject });
+      queue.push({ unit, resolve, reject, at: observer ? performance.now() : 0 });
       if (active < options.concurrency) void drain();
     });
+}
+
+/** Told about every database transaction and every caller's answer (metrics). */
+export interface GroupCommitObserver<U, R> {
+  /** One database transaction committed `units` in `seconds`; `results[i]` answers `units[i]`. */
+  committed(units: readonly U[], results: readonly R[], seconds: number): void;
+  /** One database transaction of `units` units failed after `seconds` (several are then retried alone). */
+  failed(units: number, seconds: number): void;
+  /** A caller's unit was answered, committed or failed, `seconds` after it was handed in. */
+  answered(seconds: number): void;
 }

@@ -18,9 +18,9 @@ export interface OpsServer {
 }
 
 /**
- * The plain-HTTP ops listener (health now, metrics later). It carries no TLS, so a Kubernetes
- * probe reaches it when the RPC port requires client certificates; it therefore serves only
- * what `handler` serves, and short requests only.
+ * The plain-HTTP ops listener (GET /healthz, GET /metrics). It carries no TLS, so a Kubernetes
+ * probe or a Prometheus scrape reaches it when the RPC port requires client certificates; it
+ * therefore serves only what `handler` serves, and short requests only.
  */
 export function listenOps(options: OpsServerOptions): Promise<OpsServer> {
   const { logger } = options;

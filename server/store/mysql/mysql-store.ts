@@ -29,6 +29,7 @@ import {
 } from "../row-mapping.js";
 import { GroupedStore } from "../grouped-store.js";
 import { createUpdateStatements } from "../update-statements.js";
+import type { StoreObserver } from "../open-store.js";
 import type { DeletedRows, Store } from "../store.js";
 import type { WriteOp, WriteOutcome } from "../write-ops.js";
 import { keysToRead, planWrites, requestsByKey, resolveStored } from "../write-plan.js";
@@ -48,6 +49,8 @@ export interface MysqlStoreOptions {
   lockWaitTimeoutSeconds: number;
   /** Told when a new connection could not be set up (it is then closed, never used). */
   onConnectionError?: (error: Error) => void;
+  /** Told about every group commit (metrics). */
+  observer?: StoreObserver;
 }
 
 /**
@@ -87,7 +90,7 @@ export async function openMysqlStore(url: string, options: MysqlStoreOptions): P
   });
   const db = drizzle(pool, { schema, mode: "default" });
   await migrateUnderLock(pool, db);
-  return new MysqlStore(pool, db);
+  return new MysqlStore(pool, db, options.observer);
 }
 
 function urlWithoutDatabase(url: URL): string {
@@ -147,9 +150,10 @@ class MysqlStore extends GroupedStore {
   constructor(
     readonly pool: mysql.Pool,
     readonly db: MySql2Database<typeof schema>,
+    observer?: StoreObserver,
   ) {
     // Two commits in flight: while one waits for its fsync, the next group forms and goes.
-    super({ maxUnits: 500, concurrency: 2 });
+    super({ maxUnits: 500, concurrency: 2, observer });
   }
 
   protected async executeUnits(units: WriteOp[][]): Promise<WriteOutcome[][]> {

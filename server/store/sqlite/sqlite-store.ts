@@ -11,6 +11,7 @@ import { GroupedStore } from "../grouped-store.js";
 import { createUpdateStatements } from "../update-statements.js";
 import type { AdminActionRecord, BacklogStats, ClaimedTransaction, ListPage, ListQuery, RequestRecord, TransactionWithBranches } from "../records.js";
 import { listOrder, listWhere, sortBranches, toAdminActionRecord, toBranchRecord, toBranchRow, toListPage, toTransactionRecord } from "../row-mapping.js";
+import type { StoreObserver } from "../open-store.js";
 import type { DeletedRows, Store } from "../store.js";
 import type { WriteOp, WriteOutcome } from "../write-ops.js";
 import { keysToRead, planWrites, requestsByKey, resolveStored } from "../write-plan.js";
@@ -34,7 +35,7 @@ function filePath(url: string): string | undefined {
  * Opens the embedded store: one SQLite file, one connection, WAL journal and synchronous=FULL so
  * an acknowledged write survives power loss. One coordinator per file.
  */
-export async function openSqliteStore(url: string): Promise<Store> {
+export async function openSqliteStore(url: string, observer?: StoreObserver): Promise<Store> {
   const path = filePath(url);
   if (path) mkdirSync(dirname(path), { recursive: true });
   // One connection: PRAGMAs are per connection, and SQLite has one writer anyway.
@@ -44,7 +45,7 @@ export async function openSqliteStore(url: string): Promise<Store> {
   await client.execute("PRAGMA busy_timeout = 5000");
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder });
-  return new SqliteStore(client, db);
+  return new SqliteStore(client, db, observer);
 }
 
 class SqliteStore extends GroupedStore {
@@ -53,10 +54,11 @@ class SqliteStore extends GroupedStore {
   constructor(
     readonly client: Client,
     readonly db: LibSQLDatabase<typeof schema>,
+    observer?: StoreObserver,
   ) {
     // One writer, and its commit blocks the event loop: one flush at a time, after a short linger
     // so the units of concurrent transactions can share the fsync.
-    super({ maxUnits: 1000, concurrency: 1, lingerMs: 2 });
+    super({ maxUnits: 1000, concurrency: 1, lingerMs: 2, observer });
   }
 
   protected async executeUnits(units: WriteOp[][]): Promise<WriteOutcome[][]> {
