@@ -1,3 +1,4 @@
+import { noteStoreGroup, traceStoreWrite, tracingOn } from "../observe/tracing.js";
 import { createGroupCommit } from "./group-commit.js";
 import type { AdminActionRecord, BacklogStats, ClaimedTransaction, ListPage, ListQuery, RequestRecord, TransactionWithBranches } from "./records.js";
 import type { DeletedRows, Store } from "./store.js";
@@ -9,14 +10,18 @@ export abstract class GroupedStore implements Store {
   readonly #commit: (unit: WriteOp[]) => Promise<WriteOutcome[]>;
 
   constructor(options: Parameters<typeof createGroupCommit>[1]) {
-    this.#commit = createGroupCommit((units) => this.executeUnits(units), options);
+    this.#commit = createGroupCommit((units) => {
+      noteStoreGroup(units);
+      return this.executeUnits(units);
+    }, options);
   }
 
   /** Apply the units in one database transaction; one outcome array per unit. */
   protected abstract executeUnits(units: WriteOp[][]): Promise<WriteOutcome[][]>;
 
   write(ops: WriteOp[]): Promise<WriteOutcome[]> {
-    return this.#commit(ops);
+    // Tracing off: not even a closure for it.
+    return tracingOn() ? traceStoreWrite(this.kind, ops, () => this.#commit(ops)) : this.#commit(ops);
   }
 
   abstract getAdminActions(gid: string): Promise<AdminActionRecord[]>;
