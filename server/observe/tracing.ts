@@ -16,7 +16,7 @@ import { BatchSpanProcessor, SimpleSpanProcessor, TracerProvider, type SpanExpor
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 
-// The coordinator's OpenTelemetry spans (docs/architecture.md, "Tracing"). Off unless startTracing
+// The coordinator's OpenTelemetry spans (README, "Tracing"). Off unless startTracing
 // ran: then every helper here returns at its first line, before touching the API, so a coordinator
 // without tracing allocates nothing for it on the hot path — not even the API's no-op spans.
 //
