@@ -44,14 +44,20 @@ export function createRetention({ store, config, logger, onDeleted, random = Mat
     const finishedBefore = Date.now() - settings.finishedAfterMs;
     let batches = 0;
     let full = false;
-    while (batches < settings.maxBatchesPerRun && !halted) {
-      const rows = await store.deleteFinished(finishedBefore, settings.batchSize);
-      batches++;
-      for (const key of Object.keys(total) as (keyof DeletedRows)[]) total[key] += rows[key];
-      if (rows.transactions > 0) onDeleted?.(rows);
-      // Fewer than a full batch: nothing that old is left (or another coordinator took it).
-      full = rows.transactions >= settings.batchSize;
-      if (!full) break;
+    try {
+      while (batches < settings.maxBatchesPerRun && !halted) {
+        const rows = await store.deleteFinished(finishedBefore, settings.batchSize);
+        batches++;
+        for (const key of Object.keys(total) as (keyof DeletedRows)[]) total[key] += rows[key];
+        if (rows.transactions > 0) onDeleted?.(rows);
+        // Fewer than a full batch: nothing that old is left (or another coordinator took it).
+        full = rows.transactions >= settings.batchSize;
+        if (!full) break;
+      }
+    } catch (error) {
+      // The batches before the failure were committed: say so, then let the caller report it.
+      if (total.transactions > 0) log.info({ ...total, batches, finishedBefore }, "retention deleted finished transactions before a batch failed");
+      throw error;
     }
     if (total.transactions > 0) log.info({ ...total, batches, finishedBefore }, "retention deleted finished transactions");
     else log.debug({ finishedBefore }, "retention: nothing to delete");

@@ -145,11 +145,14 @@ function traceparentOf(span: Span): string {
 /** Connect's name of a code, as rpc.connect_rpc.error_code has it ("invalid_argument"). */
 const codeName = (code: Code) => Code[code].replace(/[a-z](?=[A-Z])/g, "$&_").toLowerCase();
 
+/** Probes and tooling: a span per health check would bury the traces that matter. */
+const UNTRACED_SERVICES = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
+
 /** One SERVER span per RPC; outermost, so it sees the code the caller gets. */
 export function createTracingInterceptor(): Interceptor {
   return (next) => async (request) => {
     const on = active;
-    if (!on) return next(request);
+    if (!on || UNTRACED_SERVICES.has(request.service.typeName)) return next(request);
     let parent = propagator.extract(ROOT_CONTEXT, request.header, headersGetter);
     if (!trace.getSpanContext(parent) && !request.stream) {
       // Submit and Begin may carry the caller's trace in their options instead.
