@@ -19,3 +19,4 @@ export type { PayloadInput } from "./payload.js";
 export * from "./barrier/index.js";
 export { Mode, TransactionStatus, BranchOp, BranchStatus, type Transaction } from "../gen/accord/v1/transaction_pb.js";
 export { createMysqlXa, xaId } from "./xa/mysql-xa.js";
+export * from "./conformance/index.js";
