@@ -62,8 +62,6 @@ export interface Metrics extends EngineMetrics, BranchCallMetrics, RpcMetrics, R
    * accord_config_last_reload_successful.
    */
   configReloaded(ok: boolean): void;
-  readonly configReloads: Counter;
-  readonly configReloadFailures: Counter;
 }
 
 export interface MetricsOptions {
@@ -382,7 +380,5 @@ export function createMetrics(options: MetricsOptions): Metrics {
       if (!ok) configReloadFailures.inc();
       lastReloadOk.set(ok ? 1 : 0);
     },
-    configReloads,
-    configReloadFailures,
   };
 }
