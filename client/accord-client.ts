@@ -9,6 +9,7 @@ import { discoverCoordinators, type CoordinatorDiscovery } from "./discovery.js"
 import { MsgBuilder, type MsgInit } from "./msg-builder.js";
 import { SagaBuilder, type TransactionInit } from "./saga-builder.js";
 import { runTwoPhase, type TwoPhaseContext, type TwoPhaseInit } from "./two-phase.js";
+import { checkRoutingRules, routeFor, type CoordinatorEndpoint, type RoutingRule } from "./routing.js";
 import { createTransport } from "./transport.js";
 
 type CoordinatorClient = Client<typeof CoordinatorService>;
@@ -17,6 +18,8 @@ type CoordinatorClient = Client<typeof CoordinatorService>;
 export interface CallControl {
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** The transaction the call is about, for canary routing (see RoutingRule). */
+  gid?: string;
 }
 
 /** The calls builders make: every one with failover, and mutating ones with a request_id. */
@@ -34,6 +37,7 @@ export class AccordClient implements CoordinatorCalls {
   readonly #discovery: CoordinatorDiscovery | undefined;
   readonly #timeoutMs: number;
   readonly #retries: number;
+  #routing: RoutingRule[];
   #next = 0;
 
   constructor(options: AccordClientOptions) {
@@ -43,14 +47,24 @@ export class AccordClient implements CoordinatorCalls {
     this.#discovery = options.etcd ? discoverCoordinators(options.etcd) : undefined;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#retries = options.retries ?? 3;
+    this.#routing = checkRoutingRules(options.routing ?? []);
   }
 
-  /** The coordinators to use now: the configured ones, or those live in etcd. */
-  async #clients(): Promise<CoordinatorClient[]> {
+  /**
+   * Replaces the canary routing rules; calls made from now on follow them. Throws
+   * RoutingRuleError for a rule that cannot work.
+   * @example accord.setRouting([{ labels: { track: "canary" }, share: 0.05 }]);
+   */
+  setRouting(rules: RoutingRule[]): void {
+    this.#routing = checkRoutingRules(rules);
+  }
+
+  /** The coordinators to use now for a call about `gid`: the configured ones, or those live in etcd, as routed. */
+  async #clients(gid?: string): Promise<CoordinatorClient[]> {
     if (this.#discovery) await this.#discovery.ready;
-    const addresses = this.#discovery ? this.#discovery.addresses() : this.#options.addresses!;
-    if (addresses.length === 0) throw new ConnectError("no coordinator is registered in etcd", Code.Unavailable);
-    return addresses.map((address) => {
+    const endpoints: CoordinatorEndpoint[] = this.#discovery ? this.#discovery.coordinators() : this.#options.addresses!.map((address) => ({ address, labels: {} }));
+    if (endpoints.length === 0) throw new ConnectError("no coordinator is registered in etcd", Code.Unavailable);
+    return routeFor(endpoints, this.#routing, gid).map(({ address }) => {
       let client = this.#byAddress.get(address);
       if (!client) this.#byAddress.set(address, (client = createClient(CoordinatorService, createTransport(address, this.#options))));
       return client;
@@ -58,7 +72,7 @@ export class AccordClient implements CoordinatorCalls {
   }
 
   async call<T>(fn: (client: CoordinatorClient, options: CallOptions) => Promise<T>, control: CallControl = {}): Promise<T> {
-    const clients = await this.#clients();
+    const clients = await this.#clients(control.gid);
     return withFailover(
       clients.length,
       this.#retries,

@@ -1,4 +1,5 @@
 import type { EtcdDiscoveryOptions } from "./discovery.js";
+import type { RoutingRule } from "./routing.js";
 
 /** TLS material for talking to coordinators (PEM contents, not paths). */
 export interface AccordTlsOptions {
@@ -25,4 +26,9 @@ export interface AccordClientOptions {
   timeoutMs?: number;
   /** Retries of UNAVAILABLE, DEADLINE_EXCEEDED and reset connections, with the same request_id (default 3). */
   retries?: number;
+  /**
+   * Canary routing: which new transactions go to coordinators with which labels (etcd discovery
+   * only; coordinators register `cluster.labels`). Changeable later with `setRouting`.
+   */
+  routing?: RoutingRule[];
 }

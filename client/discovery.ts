@@ -1,5 +1,6 @@
 import { Etcd3, type Watcher } from "etcd3";
 import type { AccordTlsOptions } from "./client-options.js";
+import type { CoordinatorEndpoint } from "./routing.js";
 
 export interface EtcdDiscoveryOptions {
   /** etcd endpoints, e.g. ["http://127.0.0.1:2379"]. */
@@ -14,9 +15,13 @@ export interface EtcdDiscoveryOptions {
 export interface CoordinatorDiscovery {
   /** Resolves once the first listing arrived. */
   ready: Promise<void>;
-  addresses(): string[];
+  /** The live coordinators with their labels, sorted by address. */
+  coordinators(): CoordinatorEndpoint[];
   close(): Promise<void>;
 }
+
+const labelsOf = (value: unknown): Record<string, string> =>
+  typeof value === "object" && value !== null ? Object.fromEntries(Object.entries(value).filter((e): e is [string, string] => typeof e[1] === "string")) : {};
 
 const toBuffer = (pem: string | Buffer | undefined) => (pem === undefined ? undefined : Buffer.from(pem));
 
@@ -28,11 +33,11 @@ export function discoverCoordinators(options: EtcdDiscoveryOptions): Coordinator
     credentials: ca ? { rootCertificate: ca, privateKey: toBuffer(options.tls?.key), certChain: toBuffer(options.tls?.cert) } : undefined,
     dialTimeout: 2000,
   });
-  const live = new Map<string, string>();
+  const live = new Map<string, CoordinatorEndpoint>();
   const learn = (key: string, value: string) => {
     try {
-      const { address } = JSON.parse(value) as { address?: unknown };
-      if (typeof address === "string") live.set(key, address);
+      const { address, labels } = JSON.parse(value) as { address?: unknown; labels?: unknown };
+      if (typeof address === "string") live.set(key, { address, labels: labelsOf(labels) });
     } catch {
       live.delete(key); // not a coordinator record: ignore it, as if it were not there
     }
@@ -50,7 +55,7 @@ export function discoverCoordinators(options: EtcdDiscoveryOptions): Coordinator
   ready.catch(() => undefined);
   return {
     ready,
-    addresses: () => [...new Set(live.values())].sort(),
+    coordinators: () => [...new Map([...live.values()].map((e) => [e.address, e])).values()].sort((a, b) => a.address.localeCompare(b.address)),
     async close() {
       await watcher?.cancel().catch(() => undefined);
       client.close();

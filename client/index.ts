@@ -3,6 +3,7 @@ export { AccordClient, createAccordClient, type CallControl } from "./accord-cli
 export type { AccordClientOptions, AccordTlsOptions } from "./client-options.js";
 export { isRetryable } from "./call-policy.js";
 export { discoverCoordinators, type CoordinatorDiscovery, type EtcdDiscoveryOptions } from "./discovery.js";
+export { RoutingRuleError, gidPoint, routeFor, type CoordinatorEndpoint, type RoutingRule } from "./routing.js";
 export { SagaBuilder, type SagaStep, type SubmitControl, type TransactionInit, type TransactionOptionsInit } from "./saga-builder.js";
 export { TwoPhaseContext, TryFailedError, type TwoPhaseBranch, type TwoPhaseInit } from "./two-phase.js";
 export { MsgBuilder, type MsgInit, type MsgStep } from "./msg-builder.js";

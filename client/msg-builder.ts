@@ -41,7 +41,7 @@ export class MsgBuilder {
     const beginId = this.calls.requestId();
     await this.calls.call(
       (c, o) => c.begin({ gid, mode: Mode.MSG, steps, queryPrepared: this.init.queryPrepared, options: this.init.options, requestId: beginId }, o),
-      control,
+      { ...control, gid },
     );
     try {
       await local(gid);
@@ -49,13 +49,14 @@ export class MsgBuilder {
       const abortId = this.calls.requestId();
       await this.calls.call((c, o) => c.abort({ gid, reason: error instanceof Error ? error.message.slice(0, 1024) : "local transaction failed", requestId: abortId }, o), {
         timeoutMs: control.timeoutMs,
+        gid,
       });
       throw error;
     }
     const submitId = this.calls.requestId();
     const { transaction } = await this.calls.call(
       (c, o) => c.submit({ gid, mode: Mode.MSG, wait: control.wait ?? false, requestId: submitId }, o),
-      control,
+      { ...control, gid },
     );
     return transaction!;
   }

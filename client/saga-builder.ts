@@ -60,7 +60,7 @@ export class SagaBuilder {
     }));
     const { transaction } = await this.calls.call(
       (c, o) => c.submit({ gid, mode: Mode.SAGA, steps, options: this.#options, wait: control.wait ?? false, requestId }, o),
-      control,
+      { ...control, gid },
     );
     return transaction!;
   }

@@ -48,7 +48,7 @@ export class TwoPhaseContext {
     const requestId = this.calls.requestId();
     await this.calls.call(
       (c, o) => c.registerBranch({ gid: this.gid, branchId, commit: branch.confirm, rollback: branch.cancel, payload: encodePayload(branch.payload), requestId }, o),
-      this.control,
+      { ...this.control, gid: this.gid },
     );
     return branchId;
   }
@@ -84,17 +84,17 @@ export async function runTwoPhase(
   const protoMode = mode === "tcc" ? Mode.TCC : Mode.XA;
   const gid = init.gid ?? (await calls.newGid(init));
   const beginId = calls.requestId();
-  await calls.call((c, o) => c.begin({ gid, mode: protoMode, options: init.options, requestId: beginId }, o), init);
+  await calls.call((c, o) => c.begin({ gid, mode: protoMode, options: init.options, requestId: beginId }, o), { ...init, gid });
   try {
     await body(new TwoPhaseContext(calls, gid, mode, init));
   } catch (error) {
     const abortId = calls.requestId();
     const reason = error instanceof Error ? error.message : String(error);
     // Without a signal: the rollback must go out even when the caller gave up.
-    await calls.call((c, o) => c.abort({ gid, reason: reason.slice(0, 1024), wait: init.wait ?? false, requestId: abortId }, o), { timeoutMs: init.timeoutMs });
+    await calls.call((c, o) => c.abort({ gid, reason: reason.slice(0, 1024), wait: init.wait ?? false, requestId: abortId }, o), { timeoutMs: init.timeoutMs, gid });
     throw error;
   }
   const submitId = calls.requestId();
-  const { transaction } = await calls.call((c, o) => c.submit({ gid, mode: protoMode, wait: init.wait ?? false, requestId: submitId }, o), init);
+  const { transaction } = await calls.call((c, o) => c.submit({ gid, mode: protoMode, wait: init.wait ?? false, requestId: submitId }, o), { ...init, gid });
   return transaction!;
 }
