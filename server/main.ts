@@ -1,5 +1,6 @@
 import { ConfigError, commandLineRequest, loadConfig } from "./config.js";
 import { helpText } from "./config/docs.js";
+import { createLiveConfig } from "./config/live-config.js";
 import { startCoordinator, type RunningCoordinator } from "./coordinator.js";
 import { createLogger } from "./observe/logger.js";
 import { ACCORD_VERSION } from "./version.js";
@@ -17,15 +18,18 @@ async function main(): Promise<void> {
     process.stdout.write(`accord ${ACCORD_VERSION}\n`);
     return;
   }
+  const sources = { argv, env: process.env };
   let config;
   try {
-    config = loadConfig({ argv, env: process.env });
+    config = loadConfig(sources);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`accord: ${error.message}\n`);
     process.exit(2);
   }
   const logger = createLogger(config.log.level);
+  // Reloads read the same sources, so flags and environment keep winning over the file.
+  const live = createLiveConfig(config, sources, logger);
   // Signal handlers go in before start-up: the port serves before startCoordinator returns, so a
   // SIGTERM can come while it is still starting, and must stop it gracefully too.
   let coordinator: RunningCoordinator | undefined;
@@ -43,13 +47,16 @@ async function main(): Promise<void> {
   };
   for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => stop(signal));
   process.on("SIGHUP", () => {
+    // reload() logs its own outcome, a failure included, and never throws.
+    live.reload("SIGHUP");
+    if (!coordinator || !live.current().security.tlsCertFile) return;
     try {
-      coordinator?.reloadTls();
+      coordinator.reloadTls();
     } catch (error) {
-      logger.error({ err: error }, "SIGHUP: TLS reload failed");
+      logger.error({ err: error }, "SIGHUP: TLS reload failed; keeping the current certificates");
     }
   });
-  coordinator = await startCoordinator(config, logger).catch((error: unknown) => {
+  coordinator = await startCoordinator(live, logger).catch((error: unknown) => {
     logger.fatal({ err: error }, "could not start");
     process.exit(1);
   });

@@ -58,6 +58,18 @@ const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => ({
 const text: Kind<z.ZodType<string>> = { schema: z.string().trim(), expected: "a string", placeholder: "TEXT" };
 const nonEmptyText: Kind<z.ZodType<string>> = { schema: z.string().trim().min(1), expected: "a non-empty string", placeholder: "TEXT" };
 const file: Kind<z.ZodType<string>> = { ...text, expected: "a file path (empty = none)", placeholder: "FILE" };
+// etcd's naming readers list TARGET as a bare prefix and add the "/" themselves, so a slash at
+// either end would make keys no resolver asks for.
+const etcdServiceName: Kind<z.ZodType<string>> = {
+  schema: z.string().trim().regex(/^$|^[^/](.*[^/])?$/),
+  expected: "an etcd key prefix with no / at either end (empty = none)",
+  placeholder: "NAME",
+};
+const optionalHttpUrl: Kind<z.ZodType<string>> = {
+  schema: z.string().trim().regex(/^$|^https?:\/\/[^\s/]+(\/\S*)?$/),
+  expected: "an http:// or https:// URL (empty = none)",
+  placeholder: "URL",
+};
 
 const isStoreUrl = (raw: string) => {
   if (/^file:.+/.test(raw)) return true;
@@ -303,6 +315,16 @@ export const configSchema = z.strictObject({
       ),
     },
   ),
+  tracing: section("OpenTelemetry spans for RPCs, branch calls and store writes, joining the callers' traces (W3C traceparent).", {
+    otlpEndpoint: option(
+      optionalHttpUrl,
+      "",
+      "OTLP/HTTP traces URL spans are sent to in batches, e.g. http://127.0.0.1:4318/v1/traces; empty = tracing off, costing " +
+        "nothing. traceparent is stored and sent to branches either way.",
+      "http://127.0.0.1:4318/v1/traces",
+    ),
+    serviceName: option(nonEmptyText, "accord", "service.name of the spans (service.instance.id is engine.coordinatorId)."),
+  }),
   cluster: section("etcd registration, so clients can discover coordinators. The database, not etcd, decides who runs what.", {
     etcdEndpoints: option(
       list(
@@ -316,6 +338,13 @@ export const configSchema = z.strictObject({
       ["http://10.0.0.6:2379"],
     ),
     prefix: option(nonEmptyText, "accord/v1/coordinators/", 'Key prefix; each coordinator puts PREFIX<id> = {"address","version","zone"}.'),
+    namingPrefix: option(
+      etcdServiceName,
+      "accord/v1/grpc",
+      'Service name in etcd\'s standard gRPC naming format, which grpc-go\'s resolver reads as etcd:///NAME: each coordinator also ' +
+        'puts NAME/<host:port> = {"Op":0,"Addr":"host:port","Metadata":{"id","version","zone","labels","tls"}} under the same lease. ' +
+        "Must not overlap prefix; empty = not written.",
+    ),
     leaseTtlSeconds: option(
       integer(2, 3600),
       10,

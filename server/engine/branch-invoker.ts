@@ -5,6 +5,8 @@ import type { BranchOutcome } from "./outcome.js";
 import { Semaphore } from "./semaphore.js";
 import { parseTarget, type BranchTarget } from "./target.js";
 import type { TargetPolicy } from "../security/target-policy.js";
+import { startBranchSpan } from "../observe/tracing.js";
+import type { BranchCallMetrics } from "../observe/metrics.js";
 
 export interface BranchCall {
   gid: string;
@@ -42,6 +44,8 @@ export interface BranchInvokerOptions {
   targets?: TargetPolicy;
   /** For https:// and grpcs://: the CA to verify branches, and the coordinator's client certificate. */
   tls?: OutboundTls;
+  /** Told about every call that left (not the refused or unsent ones). */
+  metrics?: BranchCallMetrics;
 }
 
 export interface OutboundTls {
@@ -59,7 +63,7 @@ export function createBranchInvoker(options: BranchInvokerOptions): BranchInvoke
   // Parsing a URL and checking the policy per call showed in the invoker's profile; targets
   // repeat (a few endpoints per service), so each is parsed and checked once. Bounded, and
   // emptied when the policy changes (a reloaded allowlist).
-  const parsed = new Map<string, { target: BranchTarget; refusal: string | undefined }>();
+  const parsed = new Map<string, { target: BranchTarget; refusal: string | undefined; host: string }>();
   let policyGeneration = options.targets?.generation;
   const resolve = (raw: string) => {
     if (options.targets && options.targets.generation !== policyGeneration) {
@@ -69,7 +73,8 @@ export function createBranchInvoker(options: BranchInvokerOptions): BranchInvoke
     let entry = parsed.get(raw);
     if (!entry) {
       const target = parseTarget(raw);
-      entry = { target, refusal: options.targets?.refusal(target.kind === "http" ? target.url : new URL(raw)) };
+      const url = target.kind === "http" ? target.url : new URL(raw);
+      entry = { target, refusal: options.targets?.refusal(url), host: options.metrics?.hostLabel(url) ?? "" };
       if (parsed.size >= 10_000) parsed.clear();
       parsed.set(raw, entry);
     }
@@ -90,7 +95,7 @@ export function createBranchInvoker(options: BranchInvokerOptions): BranchInvoke
       } catch (error) {
         return { kind: "error", detail: `invalid target: ${(error as Error).message}` };
       }
-      const { target, refusal } = resolved;
+      const { target, refusal, host } = resolved;
       if (refusal) return { kind: "error", detail: `target refused: ${refusal}` };
       const headers: Record<string, string> = {
         "accord-gid": call.gid,
@@ -103,9 +108,17 @@ export function createBranchInvoker(options: BranchInvokerOptions): BranchInvoke
       return bulkhead(target.hostKey).run(async (): Promise<BranchOutcome> => {
         // A wait for the slot can outlast the lease (a pause, a slow host): look again now.
         if (call.stillOwned && !(await call.stillOwned())) return { kind: "unsent", detail: "the lease was lost before the call" };
-        return target.kind === "http"
-          ? http.post(target.url, call.payload, headers, call.timeoutMs)
-          : grpc.call(target.tls, target.authority, target.path, call.payload, headers, call.timeoutMs);
+        // With tracing on, the branch joins the trace as a child of this call's span.
+        const span = startBranchSpan(call, target.kind, target.hostKey);
+        if (span) headers.traceparent = span.traceparent;
+        const sent = performance.now();
+        const outcome =
+          target.kind === "http"
+            ? await http.post(target.url, call.payload, headers, call.timeoutMs)
+            : await grpc.call(target.tls, target.authority, target.path, call.payload, headers, call.timeoutMs);
+        if (outcome.kind !== "unsent") options.metrics?.branchCalled(call.op, outcome.kind, host, (performance.now() - sent) / 1000);
+        span?.end(outcome);
+        return outcome;
       });
     },
     setMaxCallsPerHost(limit) {

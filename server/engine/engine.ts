@@ -2,6 +2,8 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { EngineConfig } from "../config.js";
+import type { EngineMetrics } from "../observe/metrics.js";
+import { inTransactionTrace, tracingOn } from "../observe/tracing.js";
 import { isFinal, type Store, type TransactionRecord, type TransactionWithBranches } from "../store/index.js";
 import type { BranchInvoker } from "./branch-invoker.js";
 import { runTransaction, type RunResult } from "./transaction-runner.js";
@@ -45,12 +47,13 @@ export interface EngineOptions {
   config: EngineConfig;
   logger: Logger;
   invoker: BranchInvoker;
+  metrics?: EngineMetrics;
 }
 
 /** Fallback polling for changes made by other coordinators while a caller waits. */
 const WAIT_POLL_MS = 500;
 
-export function createEngine({ store, config, logger, invoker }: EngineOptions): Engine {
+export function createEngine({ store, config, logger, invoker, metrics }: EngineOptions): Engine {
   const coordinatorId = config.coordinatorId || `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const events = new TransactionEvents();
   const slots = new Semaphore(config.maxRunningTransactions);
@@ -73,6 +76,7 @@ export function createEngine({ store, config, logger, invoker }: EngineOptions):
     coordinatorId,
     logger: log,
     events,
+    metrics,
     shouldYield: (gid: string) => stopping || (running.get(gid)?.leaseLost ?? false),
     noteLease(gid: string, leaseUntil: number | null) {
       const entry = running.get(gid);
@@ -101,15 +105,20 @@ export function createEngine({ store, config, logger, invoker }: EngineOptions):
   const markLost = (gid: string, entry: { leaseLost: boolean }) => {
     if (entry.leaseLost) return;
     entry.leaseLost = true;
+    metrics?.leaseLost();
     log.warn({ gid }, "lease lost; stopping work on the transaction");
   };
 
-  /** Runs with a slot already taken; the slot is released when the run ends. */
-  const launch = (gid: string, initial?: TransactionWithBranches) => {
+  /**
+   * Runs with a slot already taken; the slot is released when the run ends. The run belongs to
+   * the transaction's trace (its store writes join it), not to the request that started it.
+   */
+  const launch = (gid: string, initial?: TransactionWithBranches, traceparent = initial?.transaction.traceparent) => {
     // Until the run reads the transaction, assume the shortest lease anyone could have given it.
     const entry = { leaseLost: false, released: false, leaseUntil: Date.now() + config.leaseMs / 2, done: Promise.resolve() };
     running.set(gid, entry);
-    entry.done = runTransaction(ctx, gid, initial)
+    metrics?.runStarted();
+    entry.done = (tracingOn() ? inTransactionTrace(traceparent, () => runTransaction(ctx, gid, initial)) : runTransaction(ctx, gid, initial))
       .then((result: RunResult) => log.debug({ gid, result }, "run ended"))
       .catch((error: unknown) => {
         // The lease stops being renewed below, so the work is taken over once it expires.
@@ -118,6 +127,7 @@ export function createEngine({ store, config, logger, invoker }: EngineOptions):
       .finally(() => {
         running.delete(gid);
         slots.release();
+        metrics?.runEnded();
       });
   };
 
@@ -128,12 +138,14 @@ export function createEngine({ store, config, logger, invoker }: EngineOptions):
     const now = Date.now();
     const claimed = await store.claimDue(coordinatorId, now, now + config.leaseMs, Math.min(free, config.claimBatch));
     for (const tx of claimed) {
+      // Counted even if it is given back below: the other coordinator's lease was broken all the same.
+      if (tx.previousOwner !== null && tx.previousOwner !== coordinatorId) metrics?.leaseTakenOver();
       if (running.has(tx.gid) || !takeSlot()) {
         // Cannot run it now: let the lease lapse quickly for someone else.
         await store.write([{ kind: "transaction", gid: tx.gid, expect: { owner: coordinatorId }, changes: { owner: null, leaseUntil: null } }]);
         continue;
       }
-      launch(tx.gid);
+      launch(tx.gid, undefined, tx.traceparent);
     }
   };
 
