@@ -225,7 +225,7 @@ export const configSchema = z.strictObject({
     ),
   }),
   ops: section(
-    "Plain-HTTP listener for probes: GET /healthz only, no TLS and no RPCs, for when the main port requires client certificates.",
+    "Plain-HTTP listener for probes and scrapes: GET /healthz and GET /metrics only, no TLS and no RPCs, for when the main port requires client certificates.",
     {
       host: option(nonEmptyText, "127.0.0.1", "Interface of the ops listener (0.0.0.0 in Kubernetes, where the kubelet probes the pod IP)."),
       port: option(integer(0, 65535), 0, "Port of the ops listener; 0 = no ops listener."),

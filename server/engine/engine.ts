@@ -18,6 +18,8 @@ export interface Engine {
   reserve(): boolean;
   /** Give back a slot from reserve() that was not used (e.g. the gid already existed). */
   unreserve(): void;
+  /** A command ended a transaction without a run (an MSG aborted or failed before Submit): count it. */
+  finishedByCommand(transaction: TransactionRecord, outcome: "succeeded" | "failed", at: number): void;
   /**
    * Run a transaction this coordinator just took the lease of, in a reserved slot. `known` is
    * its state when the caller has it (Submit of a SAGA: the rows it wrote), saving a read.
@@ -178,6 +180,7 @@ export function createEngine({ store, config, logger, invoker, metrics }: Engine
     events,
     reserve: () => !stopping && takeSlot(),
     unreserve: () => slots.release(),
+    finishedByCommand: (transaction, outcome, at) => metrics?.transactionFinished(transaction.mode, outcome, (at - transaction.createdAt) / 1000),
     runReserved: launch,
     leaseChanges: (now) => ({ owner: coordinatorId, leaseUntil: now + config.leaseMs }),
     takeLeaseOnCreate(transaction) {

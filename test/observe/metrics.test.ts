@@ -219,6 +219,16 @@ describe("GET /metrics", () => {
     expect(after.value("accord_stalled_transactions")).toBe(1);
   });
 
+  it("counts an MSG that Abort ends before its Submit, which no run drives", async () => {
+    const before = await scrape(metricsUrl());
+    const msg = gid("msg-aborted");
+    await client.begin({ gid: msg, mode: Mode.MSG, steps: [step("/ok-a")].map(({ action, payload }) => ({ action, payload })), queryPrepared: svc.httpUrl("/q") });
+    expect((await client.abort({ gid: msg, reason: "local transaction rolled back" })).transaction?.status).toBe(TransactionStatus.FAILED);
+    const after = await scrape(metricsUrl());
+    expect(delta(before, after, "accord_transactions_started_total", { mode: "msg" })).toBe(1);
+    expect(delta(before, after, "accord_transactions_finished_total", { mode: "msg", outcome: "failed" })).toBe(1);
+  });
+
   it("keeps every family's labels to fixed values: the series do not grow with traffic", async () => {
     const paths: string[] = [];
     const batch = async (tag: string, n: number) => {

@@ -48,6 +48,7 @@ export async function abort(ctx: CommandContext, input: AbortInput): Promise<Com
     throw new WrongStatusError(gid, current.transaction.status, "aborted");
   }
   engine.events.changed(gid);
+  if (tx.mode === "msg") engine.finishedByCommand(tx, "failed", now);
   if (reserved) engine.runReserved(gid);
   return { gid };
 }

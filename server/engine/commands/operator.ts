@@ -112,6 +112,7 @@ export async function failTransaction(ctx: CommandContext, input: FailInput): Pr
   // No owner expected: the transition takes the transaction from whoever runs it.
   const outcomes = await ctx.store.write([actionOp(gid, "fail", input, now), transitionOp(gid, tx.mode, tx.status, to, { ...handBack(now), ...ending, failureReason })]);
   if (outcomes.at(-1) !== true) await lostRace(ctx, gid, "failed");
+  if (to === "failed") ctx.engine.finishedByCommand(tx, "failed", now);
   ctx.engine.events.changed(gid);
   return { gid };
 }
