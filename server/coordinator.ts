@@ -195,7 +195,7 @@ export async function startCoordinator(configuration: AccordConfig | LiveConfig,
   logger.info({ url, opsUrl: ops?.url, store: store.kind, configFile: live.file, config: redactedConfig(live.current()) }, "accord coordinator serving");
   const registration = startRegistration(
     config.cluster,
-    { id: engine.coordinatorId, address: config.cluster.advertiseUrl || url, version: ACCORD_VERSION, zone: config.cluster.zone },
+    { id: engine.coordinatorId, address: config.cluster.advertiseUrl || url, version: ACCORD_VERSION, zone: config.cluster.zone, labels: config.cluster.labels },
     logger,
   );
   cluster.state = registration.state;

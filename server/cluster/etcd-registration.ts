@@ -17,6 +17,8 @@ export interface RegistrationInfo {
   address: string;
   version: string;
   zone: string;
+  /** cluster.labels: what clients route canary traffic by. */
+  labels: Record<string, string>;
 }
 
 /** What the standard key's Metadata says about a coordinator (README, "Running a cluster"). */
@@ -57,9 +59,7 @@ export function namingEntry(name: string, info: RegistrationInfo): { key: string
         id: info.id,
         version: info.version,
         zone: info.zone,
-        // cluster.labels (canary routing) is not a config key yet; when it is, its value goes
-        // here, so every reader of the standard key gets it with no change of format.
-        labels: {},
+        labels: info.labels,
         tls,
       },
     },
@@ -93,7 +93,7 @@ export function startRegistration(config: ClusterConfig, info: RegistrationInfo,
   const log = logger.child({ etcd: config.etcdEndpoints.join(",") });
   const client = etcdClient(config);
   const key = `${config.prefix}${info.id}`;
-  const entries = [{ key, value: JSON.stringify({ address: info.address, version: info.version, zone: info.zone }) }];
+  const entries = [{ key, value: JSON.stringify({ address: info.address, version: info.version, zone: info.zone, labels: info.labels }) }];
   if (config.namingPrefix) {
     try {
       const naming = namingEntry(config.namingPrefix, info);

@@ -146,6 +146,28 @@ const tenantNamespaces: Kind<z.ZodType<TenantNamespace[]>> = {
   text: (namespaces) => namespaces.map((n) => `${n.identity}=${n.prefixes.join("|")}`).join(";"),
 };
 
+/** Reads the env and flag form `name=value,name2=value2`. */
+function labelSpec(raw: unknown): unknown {
+  if (typeof raw !== "string") return raw;
+  return Object.fromEntries(
+    raw
+      .split(",")
+      .map((entry) => entry.trim())
+      .filter(Boolean)
+      .map((entry) => {
+        const at = entry.indexOf("=");
+        return at < 0 ? [entry, undefined] : [entry.slice(0, at).trim(), entry.slice(at + 1).trim()];
+      }),
+  );
+}
+const labelName = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
+const labels: Kind<z.ZodType<Record<string, string>>> = {
+  schema: z.preprocess(labelSpec, z.record(z.string().regex(labelName), z.string().trim().min(1).max(128))),
+  expected: 'a map of label names to values (in env and flags "name=value,name2=value")',
+  placeholder: "NAME=VALUE,…",
+  text: (map) => Object.entries(map).map(([name, value]) => `${name}=${value}`).join(","),
+};
+
 function option<S extends z.ZodType>(kind: Kind<S>, defaultValue: z.output<S>, description: string, example?: z.output<S>) {
   const schema = kind.schema.default(defaultValue as z.util.NoUndefined<z.output<S>>);
   const render = kind.text ?? String;
@@ -351,6 +373,12 @@ export const configSchema = z.strictObject({
       "TTL of the lease the key lives under (kept alive while the coordinator runs; a killed coordinator's key expires with it).",
     ),
     zone: option(text, "", "Free-form zone, for clients that prefer nearby coordinators."),
+    labels: option(
+      labels,
+      {},
+      "Labels registered with this coordinator (both etcd keys), for canary routing in clients: e.g. track=canary, version=0.3.0.",
+      { track: "canary", version: "0.3.0" },
+    ),
     advertiseUrl: option(text, "", "The URL clients should dial; empty = this coordinator's own URL as it listens (http(s)://host:port)."),
     etcdCaFile: option(file, "", "CA that verifies etcd's certificate (https:// endpoints); etcdCertFile and etcdKeyFile are used only with it."),
     etcdCertFile: option(file, "", "Client certificate for etcd's client-certificate auth."),

@@ -30,7 +30,7 @@ describe("standard etcd naming registration", () => {
   it("puts NAME/<host:port> = etcd's endpoints JSON under the lease of Accord's own key, and deletes both on graceful stop", async () => {
     const coordinator = await startTestCoordinator(await backend.freshUrl(), {
       engine: { coordinatorId: "c-naming" },
-      cluster: { etcdEndpoints: etcd.endpoint, zone: "zone-a", leaseTtlSeconds: 5 },
+      cluster: { etcdEndpoints: etcd.endpoint, zone: "zone-a", leaseTtlSeconds: 5, labels: { track: "canary", version: "0.3.0" } },
     });
     const addr = `127.0.0.1:${coordinator.port}`;
     const key = `accord/v1/grpc/${addr}`;
@@ -39,7 +39,7 @@ describe("standard etcd naming registration", () => {
       expect(JSON.parse(value)).toEqual({
         Op: 0,
         Addr: addr,
-        Metadata: { id: "c-naming", version: "0.1.0", zone: "zone-a", labels: {}, tls: false },
+        Metadata: { id: "c-naming", version: "0.1.0", zone: "zone-a", labels: { track: "canary", version: "0.3.0" }, tls: false },
       });
       // Byte for byte what etcd's endpoints.Manager writes (Go's json.Marshal of internal.Update).
       expect(value.startsWith(`{"Op":0,"Addr":"${addr}","Metadata":{`)).toBe(true);
@@ -47,6 +47,8 @@ describe("standard etcd naming registration", () => {
       const [own] = (await kv.get("accord/v1/coordinators/c-naming").exec()).kvs;
       expect(standard?.lease.toString()).not.toBe("0");
       expect(standard?.lease.toString()).toBe(own?.lease.toString());
+      // Accord's own key carries the labels too: the SDK routes canary traffic by them.
+      expect(JSON.parse(String(own?.value))).toMatchObject({ address: coordinator.url, labels: { track: "canary", version: "0.3.0" } });
     } finally {
       await coordinator.stop();
     }
@@ -93,7 +95,7 @@ describe("standard etcd naming registration", () => {
   });
 
   it("spells out the port and keeps IPv6 brackets in Addr, and says whether the port speaks TLS", () => {
-    const info = { id: "c", version: "1.2.3", zone: "" };
+    const info = { id: "c", version: "1.2.3", zone: "", labels: {} };
     expect(namingEntry("svc", { ...info, address: "https://[::1]" })).toEqual({
       key: "svc/[::1]:443",
       record: { Op: 0, Addr: "[::1]:443", Metadata: { ...info, labels: {}, tls: true } },
