@@ -38,6 +38,12 @@ export interface RunningCoordinator {
   readonly metrics: Metrics;
   /** Graceful stop: stop accepting, finish in-flight calls, close the store. */
   stop(): Promise<void>;
+  /**
+   * Takes the coordinator out of rotation (AdminService.Drain, SIGUSR2): DRAINING in health, out
+   * of etcd, no claims and no new runs, running transactions handed back. Resolves with how many
+   * still run after `waitMs`; it keeps serving RPCs until stop().
+   */
+  drain(waitMs: number): Promise<number>;
   /** Reads the TLS certificate files again (SIGHUP); new connections get the new certificates. */
   reloadTls(): void;
   /** The running configuration: reload, log level, GetConfig (redact with redactedConfig). */
@@ -107,12 +113,16 @@ export async function startCoordinator(configuration: AccordConfig | LiveConfig,
 
   // Filled in once registration starts (after the port is open, so the address is known).
   const cluster: { state: () => RegistrationState } = { state: () => "disabled" };
+  // Set once registration exists (below); AdminService.Drain and SIGUSR2 come after that.
+  let drainCoordinator: (waitMs: number) => Promise<number> = async () => {
+    throw new Error("the coordinator is still starting");
+  };
   const opsEndpoints: RequestHandler = (req, res) => {
     if (isMetricsRequest(req)) return serveMetrics(metrics, res, logger);
     if (req.method === "GET" && req.url === "/healthz") {
-      void health.check().then((ok) => {
-        res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
-        res.end(JSON.stringify({ status: ok ? "SERVING" : "NOT_SERVING", store: store.kind, etcd: cluster.state() }));
+      void health.status().then((status) => {
+        res.writeHead(status === "SERVING" ? 200 : 503, { "content-type": "application/json" });
+        res.end(JSON.stringify({ status, store: store.kind, etcd: cluster.state() }));
       });
       return;
     }
@@ -132,6 +142,7 @@ export async function startCoordinator(configuration: AccordConfig | LiveConfig,
         // pino children made from the root read its level through their prototype unless set themselves.
         logLevel: { current: () => live.current().log.level, set: (level) => live.setLogLevel(level) },
         config: () => live.current(),
+        drain: (waitMs) => drainCoordinator(waitMs),
       },
     }),
     readMaxBytes: config.limits.maxMessageBytes,
@@ -200,6 +211,20 @@ export async function startCoordinator(configuration: AccordConfig | LiveConfig,
   );
   cluster.state = registration.state;
   metrics.watchRegistration(registration.state);
+  let leaving: Promise<void> | undefined;
+  const leaveDiscovery = () => (leaving ??= registration.stop());
+
+  let draining: Promise<void> | undefined;
+  drainCoordinator = async (waitMs) => {
+    draining ??= (async () => {
+      // Probes and clients learn first (health, then etcd); then nothing new is claimed or run here.
+      health.startDraining();
+      logger.info("draining: leaving discovery, handing back running transactions");
+      await leaveDiscovery();
+    })();
+    await draining;
+    return engine.drain(waitMs);
+  };
 
   let stopping: Promise<void> | undefined;
   return {
@@ -210,6 +235,7 @@ export async function startCoordinator(configuration: AccordConfig | LiveConfig,
     engine,
     metrics,
     config: live,
+    drain: (waitMs) => drainCoordinator(waitMs),
     reloadTls() {
       const material = loadServerTls(security);
       if (!material) throw new Error("TLS is not configured (security.tlsCertFile)");
@@ -220,7 +246,7 @@ export async function startCoordinator(configuration: AccordConfig | LiveConfig,
       stopping ??= (async () => {
         logger.info("stopping: no new connections, finishing in-flight calls");
         // Leave discovery first, so clients stop choosing this coordinator.
-        await registration.stop();
+        await leaveDiscovery();
         unwatchTls();
         unwatchConfig();
         stopFollowing();

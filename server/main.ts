@@ -56,6 +56,14 @@ async function main(): Promise<void> {
       logger.error({ err: error }, "SIGHUP: TLS reload failed; keeping the current certificates");
     }
   });
+  // SIGUSR2: drain (what AdminService.Drain does), e.g. from a preStop hook before SIGTERM.
+  process.on("SIGUSR2", () => {
+    if (!coordinator) return;
+    coordinator.drain(live.current().shutdown.graceMs).then(
+      (running) => logger.info({ running }, "drained (SIGUSR2)"),
+      (error: unknown) => logger.error({ err: error }, "SIGUSR2: drain failed"),
+    );
+  });
   coordinator = await startCoordinator(live, logger).catch((error: unknown) => {
     logger.fatal({ err: error }, "could not start");
     process.exit(1);

@@ -22,6 +22,8 @@ export interface AdminServiceDependencies {
   logLevel: LogLevelControl;
   /** The effective configuration now. */
   config: () => AccordConfig;
+  /** Takes this coordinator out of rotation; resolves with the transactions still running after `waitMs`. */
+  drain: (waitMs: number) => Promise<number>;
 }
 
 /**
@@ -72,6 +74,14 @@ export function createAdminService(deps: AdminServiceDependencies): ServiceImpl<
 
     async getConfig() {
       return { configJson: JSON.stringify(redactedConfig(deps.config())) };
+    },
+
+    async drain(_request, context) {
+      // Answer before the caller's deadline; without one, within the stop grace period.
+      const left = context.timeoutMs();
+      const waitMs = left === undefined ? deps.config().shutdown.graceMs : Math.max(0, left - Math.min(1000, left * 0.2));
+      logged(context, "drain", {});
+      return { running: await deps.drain(waitMs) };
     },
   };
 }

@@ -26,7 +26,7 @@ export interface RouteDependencies {
   config: AccordConfig;
   commands: Commands;
   /** For AdminService. */
-  admin: Pick<AdminServiceDependencies, "logger" | "logLevel" | "config">;
+  admin: Pick<AdminServiceDependencies, "logger" | "logLevel" | "config" | "drain">;
 }
 
 /** Every service on the one port. */

@@ -36,7 +36,12 @@ export interface Engine {
   waitForFinal(gid: string, timeoutMs: number, signal?: AbortSignal, known?: TransactionWithBranches): Promise<TransactionWithBranches | undefined>;
   /** Start polling for due work. */
   start(): void;
-  /** Stop polling, hand running transactions back to the store, wait up to `graceMs`. */
+  /**
+   * Stop claiming and running: no polling, no new runs (reserve() is false), running
+   * transactions handed back at their next step. Resolves with how many still run after `waitMs`.
+   */
+  drain(waitMs: number): Promise<number>;
+  /** drain(), then stop renewing leases: the engine is done. */
   stop(graceMs: number): Promise<void>;
 }
 
@@ -175,6 +180,18 @@ export function createEngine({ store, config, logger, invoker, metrics }: Engine
     }
   };
 
+  const drain = async (waitMs: number): Promise<number> => {
+    if (!stopping) log.info({ running: running.size }, "draining: no more claims or new runs; handing back what runs");
+    stopping = true;
+    clearTimeout(pollTimer);
+    const runs = [...running.values()].map((r) => r.done);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise((r) => (timer = setTimeout(r, waitMs)));
+    await Promise.race([Promise.all(runs), timeout]);
+    clearTimeout(timer);
+    return running.size;
+  };
+
   return {
     coordinatorId,
     events,
@@ -214,12 +231,10 @@ export function createEngine({ store, config, logger, invoker, metrics }: Engine
       log.info({ leaseMs: config.leaseMs, pollIntervalMs: config.pollIntervalMs }, "engine started");
     },
 
+    drain,
+
     async stop(graceMs) {
-      stopping = true;
-      clearTimeout(pollTimer);
-      const runs = [...running.values()].map((r) => r.done);
-      const timeout = new Promise((r) => setTimeout(r, graceMs).unref());
-      await Promise.race([Promise.all(runs), timeout]);
+      await drain(graceMs);
       clearInterval(renewTimer);
       if (running.size > 0) log.warn({ running: running.size }, "runs still in flight at stop; their leases will expire");
     },

@@ -2,15 +2,19 @@ import type { Logger } from "pino";
 import type { Store } from "../store/index.js";
 
 export interface StoreHealth {
-  /** Pings the store now; true when it answered within the timeout. */
+  /** Whether this coordinator should get traffic: the store answers and it is not draining. */
   check(): Promise<boolean>;
+  /** SERVING, NOT_SERVING (the store does not answer) or DRAINING (being taken out of rotation). */
+  status(): Promise<"SERVING" | "NOT_SERVING" | "DRAINING">;
+  /** From now on, report DRAINING. */
+  startDraining(): void;
 }
 
 /** Health is the store answering: a coordinator that cannot persist must not take traffic. */
 export function createStoreHealth(store: Store, logger: Logger, timeoutMs = 2000): StoreHealth {
   let lastHealthy = true;
-  return {
-    async check() {
+  let draining = false;
+  const pingStore = async () => {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`store ping took over ${timeoutMs}ms`)), timeoutMs);
@@ -28,6 +32,13 @@ export function createStoreHealth(store: Store, logger: Logger, timeoutMs = 2000
       if (healthy && !lastHealthy) logger.info({ store: store.kind }, "store healthy again");
       lastHealthy = healthy;
       return healthy;
+  };
+  const status = async () => (draining ? "DRAINING" : (await pingStore()) ? "SERVING" : "NOT_SERVING");
+  return {
+    status,
+    check: async () => (await status()) === "SERVING",
+    startDraining() {
+      draining = true;
     },
   };
 }

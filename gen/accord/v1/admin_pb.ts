@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file accord/v1/admin.proto.
  */
 export const file_accord_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChVhY2NvcmQvdjEvYWRtaW4ucHJvdG8SCWFjY29yZC52MSI2ChdSZXRyeVRyYW5zYWN0aW9uUmVxdWVzdBILCgNnaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkcKGFJldHJ5VHJhbnNhY3Rpb25SZXNwb25zZRIrCgt0cmFuc2FjdGlvbhgBIAEoCzIWLmFjY29yZC52MS5UcmFuc2FjdGlvbiI1ChZGYWlsVHJhbnNhY3Rpb25SZXF1ZXN0EgsKA2dpZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiRgoXRmFpbFRyYW5zYWN0aW9uUmVzcG9uc2USKwoLdHJhbnNhY3Rpb24YASABKAsyFi5hY2NvcmQudjEuVHJhbnNhY3Rpb24iZAoRU2tpcEJyYW5jaFJlcXVlc3QSCwoDZ2lkGAEgASgJEhEKCWJyYW5jaF9pZBgCIAEoCRIfCgJvcBgDIAEoDjITLmFjY29yZC52MS5CcmFuY2hPcBIOCgZyZWFzb24YBCABKAkiQQoSU2tpcEJyYW5jaFJlc3BvbnNlEisKC3RyYW5zYWN0aW9uGAEgASgLMhYuYWNjb3JkLnYxLlRyYW5zYWN0aW9uIiMKElNldExvZ0xldmVsUmVxdWVzdBINCgVsZXZlbBgBIAEoCSItChNTZXRMb2dMZXZlbFJlc3BvbnNlEhYKDnByZXZpb3VzX2xldmVsGAEgASgJIhIKEEdldENvbmZpZ1JlcXVlc3QiKAoRR2V0Q29uZmlnUmVzcG9uc2USEwoLY29uZmlnX2pzb24YASABKAkypgMKDEFkbWluU2VydmljZRJbChBSZXRyeVRyYW5zYWN0aW9uEiIuYWNjb3JkLnYxLlJldHJ5VHJhbnNhY3Rpb25SZXF1ZXN0GiMuYWNjb3JkLnYxLlJldHJ5VHJhbnNhY3Rpb25SZXNwb25zZRJYCg9GYWlsVHJhbnNhY3Rpb24SIS5hY2NvcmQudjEuRmFpbFRyYW5zYWN0aW9uUmVxdWVzdBoiLmFjY29yZC52MS5GYWlsVHJhbnNhY3Rpb25SZXNwb25zZRJJCgpTa2lwQnJhbmNoEhwuYWNjb3JkLnYxLlNraXBCcmFuY2hSZXF1ZXN0Gh0uYWNjb3JkLnYxLlNraXBCcmFuY2hSZXNwb25zZRJMCgtTZXRMb2dMZXZlbBIdLmFjY29yZC52MS5TZXRMb2dMZXZlbFJlcXVlc3QaHi5hY2NvcmQudjEuU2V0TG9nTGV2ZWxSZXNwb25zZRJGCglHZXRDb25maWcSGy5hY2NvcmQudjEuR2V0Q29uZmlnUmVxdWVzdBocLmFjY29yZC52MS5HZXRDb25maWdSZXNwb25zZUJdCg1jb20uYWNjb3JkLnYxQgpBZG1pblByb3RvUAFaIGFjY29yZC9nZW4vZ28vYWNjb3JkL3YxO2FjY29yZHYxogIDQVhYqgIJQWNjb3JkLlYxygIJQWNjb3JkXFYxYgZwcm90bzM", [file_accord_v1_transaction]);
+  fileDesc("ChVhY2NvcmQvdjEvYWRtaW4ucHJvdG8SCWFjY29yZC52MSI2ChdSZXRyeVRyYW5zYWN0aW9uUmVxdWVzdBILCgNnaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkcKGFJldHJ5VHJhbnNhY3Rpb25SZXNwb25zZRIrCgt0cmFuc2FjdGlvbhgBIAEoCzIWLmFjY29yZC52MS5UcmFuc2FjdGlvbiI1ChZGYWlsVHJhbnNhY3Rpb25SZXF1ZXN0EgsKA2dpZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiRgoXRmFpbFRyYW5zYWN0aW9uUmVzcG9uc2USKwoLdHJhbnNhY3Rpb24YASABKAsyFi5hY2NvcmQudjEuVHJhbnNhY3Rpb24iZAoRU2tpcEJyYW5jaFJlcXVlc3QSCwoDZ2lkGAEgASgJEhEKCWJyYW5jaF9pZBgCIAEoCRIfCgJvcBgDIAEoDjITLmFjY29yZC52MS5CcmFuY2hPcBIOCgZyZWFzb24YBCABKAkiQQoSU2tpcEJyYW5jaFJlc3BvbnNlEisKC3RyYW5zYWN0aW9uGAEgASgLMhYuYWNjb3JkLnYxLlRyYW5zYWN0aW9uIiMKElNldExvZ0xldmVsUmVxdWVzdBINCgVsZXZlbBgBIAEoCSItChNTZXRMb2dMZXZlbFJlc3BvbnNlEhYKDnByZXZpb3VzX2xldmVsGAEgASgJIhIKEEdldENvbmZpZ1JlcXVlc3QiKAoRR2V0Q29uZmlnUmVzcG9uc2USEwoLY29uZmlnX2pzb24YASABKAkiDgoMRHJhaW5SZXF1ZXN0IiAKDURyYWluUmVzcG9uc2USDwoHcnVubmluZxgBIAEoBTLiAwoMQWRtaW5TZXJ2aWNlElsKEFJldHJ5VHJhbnNhY3Rpb24SIi5hY2NvcmQudjEuUmV0cnlUcmFuc2FjdGlvblJlcXVlc3QaIy5hY2NvcmQudjEuUmV0cnlUcmFuc2FjdGlvblJlc3BvbnNlElgKD0ZhaWxUcmFuc2FjdGlvbhIhLmFjY29yZC52MS5GYWlsVHJhbnNhY3Rpb25SZXF1ZXN0GiIuYWNjb3JkLnYxLkZhaWxUcmFuc2FjdGlvblJlc3BvbnNlEkkKClNraXBCcmFuY2gSHC5hY2NvcmQudjEuU2tpcEJyYW5jaFJlcXVlc3QaHS5hY2NvcmQudjEuU2tpcEJyYW5jaFJlc3BvbnNlEkwKC1NldExvZ0xldmVsEh0uYWNjb3JkLnYxLlNldExvZ0xldmVsUmVxdWVzdBoeLmFjY29yZC52MS5TZXRMb2dMZXZlbFJlc3BvbnNlEkYKCUdldENvbmZpZxIbLmFjY29yZC52MS5HZXRDb25maWdSZXF1ZXN0GhwuYWNjb3JkLnYxLkdldENvbmZpZ1Jlc3BvbnNlEjoKBURyYWluEhcuYWNjb3JkLnYxLkRyYWluUmVxdWVzdBoYLmFjY29yZC52MS5EcmFpblJlc3BvbnNlQl0KDWNvbS5hY2NvcmQudjFCCkFkbWluUHJvdG9QAVogYWNjb3JkL2dlbi9nby9hY2NvcmQvdjE7YWNjb3JkdjGiAgNBWFiqAglBY2NvcmQuVjHKAglBY2NvcmRcVjFiBnByb3RvMw", [file_accord_v1_transaction]);
 
 /**
  * RetryTransactionRequest names the transaction.
@@ -254,6 +254,42 @@ export const GetConfigResponseSchema: GenMessage<GetConfigResponse> = /*@__PURE_
   messageDesc(file_accord_v1_admin, 9);
 
 /**
+ * DrainRequest takes no parameters.
+ *
+ * @generated from message accord.v1.DrainRequest
+ */
+export type DrainRequest = Message<"accord.v1.DrainRequest"> & {
+};
+
+/**
+ * Describes the message accord.v1.DrainRequest.
+ * Use `create(DrainRequestSchema)` to create a new message.
+ */
+export const DrainRequestSchema: GenMessage<DrainRequest> = /*@__PURE__*/
+  messageDesc(file_accord_v1_admin, 10);
+
+/**
+ * DrainResponse says how far the drain got.
+ *
+ * @generated from message accord.v1.DrainResponse
+ */
+export type DrainResponse = Message<"accord.v1.DrainResponse"> & {
+  /**
+   * Transactions this coordinator was still running when it answered (0: fully drained).
+   *
+   * @generated from field: int32 running = 1;
+   */
+  running: number;
+};
+
+/**
+ * Describes the message accord.v1.DrainResponse.
+ * Use `create(DrainResponseSchema)` to create a new message.
+ */
+export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
+  messageDesc(file_accord_v1_admin, 11);
+
+/**
  * AdminService is for operators. It is authorized separately from CoordinatorService; by
  * default no identity may call it.
  *
@@ -314,6 +350,19 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof GetConfigRequestSchema;
     output: typeof GetConfigResponseSchema;
+  },
+  /**
+   * Drain takes this coordinator out of rotation without failing anything: it leaves discovery,
+   * reports DRAINING in health, stops claiming work, runs no new transaction itself (they are
+   * stored and other coordinators run them) and hands back what it runs. It keeps answering RPCs
+   * until it is stopped. It answers once what it ran is handed back, or at the call's deadline.
+   *
+   * @generated from rpc accord.v1.AdminService.Drain
+   */
+  drain: {
+    methodKind: "unary";
+    input: typeof DrainRequestSchema;
+    output: typeof DrainResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_accord_v1_admin, 0);
