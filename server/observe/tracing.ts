@@ -164,10 +164,14 @@ export function createTracingInterceptor(): Interceptor {
       { kind: SpanKind.SERVER, attributes: { "rpc.system": "connect_rpc", "rpc.service": request.service.typeName, "rpc.method": request.method.name } },
       parent,
     );
-    const fail = (error: unknown) => {
+    const mark = (error: unknown) => {
       const connectError = ConnectError.from(error);
       span.setAttribute("rpc.connect_rpc.error_code", codeName(connectError.code));
       span.setStatus({ code: SpanStatusCode.ERROR, message: connectError.rawMessage });
+      return error;
+    };
+    const fail = (error: unknown) => {
+      mark(error);
       span.end();
       return error;
     };
@@ -188,9 +192,11 @@ export function createTracingInterceptor(): Interceptor {
         try {
           yield* messages;
         } catch (error) {
-          throw fail(error);
+          throw mark(error);
+        } finally {
+          // Also when the client cancels a stream (the generator is returned early).
+          span.end();
         }
-        span.end();
       })(),
     };
   };

@@ -45,7 +45,20 @@ export class InvalidAllowlistError extends Error {
 }
 
 const DEFAULT_PORTS: Record<string, number> = { "http:": 80, "https:": 443, "grpc:": 80, "grpcs:": 443 };
-const unbracket = (host: string) => host.replace(/^\[|\]$/g, "").toLowerCase();
+/**
+ * A host as compared: lower case, no IPv6 brackets, and an IPv4-mapped IPv6 address
+ * (`[::ffff:10.0.0.6]`, which URL writes `::ffff:a00:6`) as the IPv4 address it reaches.
+ */
+function canonicalHost(host: string): string {
+  const bare = host.replace(/^\[|\]$/g, "").toLowerCase();
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(bare);
+  if (mapped) {
+    const [high, low] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
+    return [high >> 8, high & 255, low >> 8, low & 255].join(".");
+  }
+  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(bare);
+  return dotted ? dotted[1]! : bare;
+}
 
 function parsePort(text: string, entry: string): number {
   const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
@@ -116,7 +129,7 @@ export function createTargetPolicy(allowedHosts: ListSetting, allowedSchemes: Li
   const ownAddress = (host: string, port: number) =>
     protectedAddresses.find((p) => {
       if (p.port !== port) return false;
-      const own = unbracket(p.host);
+      const own = canonicalHost(p.host);
       // A listener on a local or wildcard address is reached by every local spelling.
       return own === host || (isLocalHost(own, localAddresses) && isLocalHost(host, localAddresses));
     });
@@ -125,14 +138,15 @@ export function createTargetPolicy(allowedHosts: ListSetting, allowedSchemes: Li
     refusal(url) {
       const scheme = url.protocol.replace(/:$/, "");
       if (!schemes.has(scheme)) return `scheme "${scheme}" is not allowed (allowed: ${[...schemes].join(", ")})`;
-      const host = unbracket(url.hostname);
+      const host = canonicalHost(url.hostname);
       const port = url.port ? Number(url.port) : DEFAULT_PORTS[url.protocol] ?? 0;
       const hostEntries = entries.filter((e) => hostMatches(e.host, host));
       if (hostEntries.length === 0) return `host "${host}" is not in the branch-target allowlist (security.allowedTargetHosts)`;
       if (!hostEntries.some((e) => portMatches(e, port))) return `port ${port} of host "${host}" is not in the branch-target allowlist (security.allowedTargetHosts)`;
       const own = ownAddress(host, port);
-      // Only an entry naming this exact host and port opens the coordinator's own infrastructure.
-      if (own && !entries.some((e) => e.host === host && e.ports && portMatches(e, port))) {
+      // Only an entry naming this exact host and this one port (not a range that covers it) opens
+      // the coordinator's own infrastructure.
+      if (own && !entries.some((e) => e.host === host && e.ports?.from === port && e.ports.to === port)) {
         return `"${host}:${port}" is ${own.what}; branch targets may not point at the coordinator's own infrastructure unless security.allowedTargetHosts names "${host}:${port}"`;
       }
       return undefined;

@@ -35,14 +35,18 @@ describe("etcd registration and discovery", () => {
   it("registers under a lease with address, version and zone, and leaves on graceful stop", async () => {
     const coordinator = await startTestCoordinator(mariadb.url("reg"), {
       engine: { coordinatorId: "c-reg" },
-      cluster: { etcdEndpoints: etcd.endpoint, zone: "zone-a", leaseTtlSeconds: 5 },
+      cluster: { etcdEndpoints: etcd.endpoint, zone: "zone-a", leaseTtlSeconds: 5, labels: { track: "stable" } },
     });
-    const entry = await waitUntil(async () => (await registered())[`${PREFIX}c-reg`], "the key");
-    expect(JSON.parse(entry)).toEqual({ address: coordinator.url, version: "0.1.0", zone: "zone-a" });
-    const [record] = (await kv.get(`${PREFIX}c-reg`).exec()).kvs;
-    expect(record?.lease.toString()).not.toBe("0");
-    expect((await healthz(coordinator)).etcd).toBe("registered");
-    await coordinator.stop();
+    try {
+      const entry = await waitUntil(async () => (await registered())[`${PREFIX}c-reg`], "the key");
+      expect(JSON.parse(entry)).toEqual({ address: coordinator.url, version: "0.1.0", zone: "zone-a", labels: { track: "stable" } });
+      const [record] = (await kv.get(`${PREFIX}c-reg`).exec()).kvs;
+      expect(record?.lease.toString()).not.toBe("0");
+      expect((await healthz(coordinator)).etcd).toBe("registered");
+    } finally {
+      // Stopped whatever happened above: a key left behind would spoil the later tests' counts.
+      await coordinator.stop();
+    }
     expect((await registered())[`${PREFIX}c-reg`]).toBeUndefined();
   });
 

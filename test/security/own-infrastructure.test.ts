@@ -108,6 +108,17 @@ describe("allowlist entries with ports", () => {
     const named = createTargetPolicy("127.0.0.1:2379", "http");
     named.protect(protectedEtcd);
     expect(named.refusal(new URL("http://127.0.0.1:2379/v3/kv/put"))).toBeUndefined();
+    // A range that happens to cover the port does not name it.
+    const range = createTargetPolicy("127.0.0.1:2000-9000", "http");
+    range.protect(protectedEtcd);
+    expect(range.refusal(new URL("http://127.0.0.1:2379/v3/kv/put"))).toMatch(/etcd endpoint/);
+    expect(range.refusal(new URL("http://127.0.0.1:8080/x"))).toBeUndefined();
+    // A remote etcd is reached through its IPv4-mapped IPv6 spelling too.
+    const remote = createTargetPolicy("*", "http");
+    remote.protect({ host: "10.0.0.6", port: 2379, what: "an etcd endpoint of this coordinator" });
+    for (const spelling of ["http://10.0.0.6:2379/", "http://[::ffff:10.0.0.6]:2379/", "http://[::ffff:a00:6]:2379/"]) {
+      expect(remote.refusal(new URL(spelling)), spelling).toMatch(/etcd endpoint/);
+    }
   });
 
   it("refuses malformed entries at start-up, naming the key", () => {
