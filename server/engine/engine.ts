@@ -18,6 +18,8 @@ export interface Engine {
   reserve(): boolean;
   /** Give back a slot from reserve() that was not used (e.g. the gid already existed). */
   unreserve(): void;
+  /** Stops a run of `gid` here, as if its lease were lost (an operator took it); false when none runs. */
+  revoke(gid: string): boolean;
   /** A command ended a transaction without a run (an MSG aborted or failed before Submit): count it. */
   finishedByCommand(transaction: TransactionRecord, outcome: "succeeded" | "failed", at: number): void;
   /**
@@ -197,6 +199,11 @@ export function createEngine({ store, config, logger, invoker, metrics }: Engine
     events,
     reserve: () => !stopping && takeSlot(),
     unreserve: () => slots.release(),
+    revoke(gid) {
+      const entry = running.get(gid);
+      if (entry) markLost(gid, entry);
+      return entry !== undefined;
+    },
     finishedByCommand: (transaction, outcome, at) => metrics?.transactionFinished(transaction.mode, outcome, (at - transaction.createdAt) / 1000),
     runReserved: launch,
     leaseChanges: (now) => ({ owner: coordinatorId, leaseUntil: now + config.leaseMs }),

@@ -12,7 +12,7 @@ import { TestBranchService } from "../support/branch-service.js";
 import { TestPki, type CertFiles } from "../support/certificates.js";
 import { startTestCoordinator } from "../support/coordinator.js";
 import { sqliteBackend } from "../support/stores.js";
-import { waitUntil } from "../support/wait-until.js";
+import { gate, waitUntil } from "../support/wait-until.js";
 
 // AdminService over gRPC with mTLS: an operator identity may call it, an application may not.
 // Each action changes the transaction through the engine's commands and is recorded on it.
@@ -125,6 +125,29 @@ describe("AdminService", () => {
     expect(seen.some((t) => t.adminActions.length === 1)).toBe(true);
     // Failing it again changes nothing.
     expect((await admin.failTransaction({ gid, reason: "again" })).transaction?.adminActions).toHaveLength(1);
+  });
+
+  it("FailTransaction of a SAGA in the middle of a call compensates every action that ran or may have run", async () => {
+    const gid = gidOf("fail-running");
+    const held = gate();
+    svc.on("/run-b", () => ({ status: 200, until: held.opened }));
+    await app.submit({
+      gid,
+      mode: Mode.SAGA,
+      steps: ["a", "b", "c"].map((n) => ({ action: svc.httpUrl(`/run-${n}`), compensate: svc.httpUrl(`/run-${n}-undo`) })),
+    });
+    // a succeeded (only in the running coordinator's memory yet), b is in flight.
+    await until("the second action to be in flight", async () => svc.callsTo("/run-b", gid).length === 1);
+    await admin.failTransaction({ gid, reason: "stop this transfer" });
+    held.open();
+    const done = await until("the rollback to finish", async () => ((await get(gid)).status === TransactionStatus.FAILED ? get(gid) : undefined));
+    const effects = svc.effectsOf(gid);
+    // Every action that took effect was compensated; nothing ran after its compensation.
+    for (const id of ["01", "02", "03"]) {
+      if (effects.includes(`${gid}/${id}/action`)) expect(effects, id).toContain(`${gid}/${id}/compensate`);
+    }
+    expect(effects).toContain(`${gid}/01/action`);
+    expect(done.adminActions).toHaveLength(1);
   });
 
   it("FailTransaction ends an unsubmitted MSG at once and refuses a TCC whose confirm phase began", async () => {

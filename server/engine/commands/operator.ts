@@ -43,15 +43,31 @@ function checkReason(reason: string, required: boolean): string {
   return reason;
 }
 
-function actionOp(gid: string, kind: AdminActionKind, input: { reason: string; operator: Operator }, now: number, branch?: { branchId: string; op: BranchOp }): WriteOp {
-  return {
-    kind: "adminAction",
-    action: { id: randomBytes(12).toString("hex"), gid, action: kind, branchId: branch?.branchId ?? "", op: branch?.op ?? "", identity: input.operator.identity, reason: input.reason, at: now },
-  };
+/**
+ * Records what the operator did, once it took effect: a separate, later write, so a command that
+ * lost a race leaves no record of something that did not happen (a crash in between leaves the
+ * effect without its record; the "admin action" log line is written either way).
+ */
+async function record(ctx: CommandContext, gid: string, kind: AdminActionKind, input: { reason: string; operator: Operator }, now: number, branch?: { branchId: string; op: BranchOp }) {
+  await ctx.store.write([
+    {
+      kind: "adminAction",
+      action: { id: randomBytes(12).toString("hex"), gid, action: kind, branchId: branch?.branchId ?? "", op: branch?.op ?? "", identity: input.operator.identity, reason: input.reason, at: now },
+    },
+  ]);
 }
 
-/** Due now, unleased: any coordinator's poller picks it up, and a run holding it stops. */
-const handBack = (now: number): TransactionChanges => ({ owner: null, leaseUntil: null, nextAttemptAt: now, updatedAt: now });
+/**
+ * The changes that take a transaction from whoever runs it and make it due now. A run on this
+ * coordinator is stopped at once (revoke). A run elsewhere can no longer renew its lease and
+ * stops within a third of a lease; until its lease would have ended nobody claims the
+ * transaction, so two runs never overlap.
+ */
+function handBack(ctx: CommandContext, tx: TransactionRecord, now: number): TransactionChanges {
+  const runsHere = tx.owner === ctx.engine.coordinatorId && ctx.engine.revoke(tx.gid);
+  const leaseLeft = !runsHere && tx.leaseUntil !== null && tx.leaseUntil > now;
+  return { owner: null, leaseUntil: leaseLeft ? tx.leaseUntil : null, nextAttemptAt: now, updatedAt: now };
+}
 
 /** A compare-and-set lost to a concurrent status change: say what the transaction is now. */
 async function lostRace(ctx: CommandContext, gid: string, action: string): Promise<never> {
@@ -71,12 +87,12 @@ export async function retryTransaction(ctx: CommandContext, input: RetryInput): 
   const now = Date.now();
   const attempted = branches.filter((b) => b.status === "pending" && b.attempts > 0).map((b) => ({ branchId: b.branchId, op: b.op }));
   const ops: WriteOp[] = [
-    actionOp(gid, "retry", input, now),
     ...(attempted.length > 0 ? [{ kind: "branches" as const, gid, keys: attempted, statuses: [tx.status], changes: { attempts: 0, updatedAt: now } }] : []),
-    { kind: "transaction", gid, expect: { statuses: [tx.status] }, changes: { ...handBack(now), stalled: false } },
+    { kind: "transaction", gid, expect: { statuses: [tx.status] }, changes: { ...handBack(ctx, tx, now), stalled: false } },
   ];
   const outcomes = await ctx.store.write(ops);
   if (outcomes.at(-1) !== true) await lostRace(ctx, gid, "retried");
+  await record(ctx, gid, "retry", input, now);
   ctx.engine.events.changed(gid);
   return { gid };
 }
@@ -103,15 +119,26 @@ function failureTarget(tx: TransactionRecord): "aborting" | "failed" | undefined
 export async function failTransaction(ctx: CommandContext, input: FailInput): Promise<CommandResult> {
   const gid = requireGid(input.gid);
   const reason = checkReason(input.reason, true);
-  const { transaction: tx } = await loadTransaction(ctx.store, gid);
+  const { transaction: tx, branches } = await loadTransaction(ctx.store, gid);
   const to = failureTarget(tx);
   if (!to) return { gid };
   const now = Date.now();
   const failureReason = `failed by an operator: ${reason}`;
   const ending: TransactionChanges = to === "failed" ? { finishedAt: now, nextAttemptAt: null } : {};
-  // No owner expected: the transition takes the transaction from whoever runs it.
-  const outcomes = await ctx.store.write([actionOp(gid, "fail", input, now), transitionOp(gid, tx.mode, tx.status, to, { ...handBack(now), ...ending, failureReason })]);
+  // A coordinator running the SAGA keeps its successes in memory until its next write, which the
+  // transition makes fail: mark every pending action as one that may have run, so the rollback
+  // compensates them all (a compensation whose action never ran is a null compensation).
+  const pendingActions = tx.mode === "saga" ? branches.filter((b) => b.op === "action" && b.status === "pending").map((b) => ({ branchId: b.branchId, op: b.op })) : [];
+  const ops: WriteOp[] = [
+    ...(pendingActions.length > 0
+      ? [{ kind: "branches" as const, gid, keys: pendingActions, statuses: [tx.status], changes: { lastError: "may have run: an operator failed the transaction while it ran", updatedAt: now } }]
+      : []),
+    // No owner expected: the transition takes the transaction from whoever runs it.
+    transitionOp(gid, tx.mode, tx.status, to, { ...handBack(ctx, tx, now), ...ending, failureReason }),
+  ];
+  const outcomes = await ctx.store.write(ops);
   if (outcomes.at(-1) !== true) await lostRace(ctx, gid, "failed");
+  await record(ctx, gid, "fail", input, now);
   if (to === "failed") ctx.engine.finishedByCommand(tx, "failed", now);
   ctx.engine.events.changed(gid);
   return { gid };
@@ -131,16 +158,17 @@ export async function skipBranch(ctx: CommandContext, input: SkipInput): Promise
   if (branch.status !== "pending") throw new BranchStateError(gid, branchId, op, branch.status);
   const now = Date.now();
   const outcomes = await ctx.store.write([
-    actionOp(gid, "skip", input, now, { branchId, op }),
     { kind: "branches", gid, keys: [{ branchId, op }], statuses: [tx.status], changes: { status: "skipped", lastError: `skipped by an operator: ${input.reason}`, updatedAt: now } },
-    { kind: "transaction", gid, expect: { statuses: [tx.status] }, changes: { ...handBack(now), stalled: false } },
+    { kind: "transaction", gid, expect: { statuses: [tx.status] }, changes: { ...handBack(ctx, tx, now), stalled: false } },
   ]);
-  if (outcomes[1] !== true || outcomes.at(-1) !== true) {
+  if (outcomes[0] !== true) {
+    // Not skipped: the operation ended meanwhile, or the transaction moved on.
     const current = await loadTransaction(ctx.store, gid);
     const latest = current.branches.find((b) => b.branchId === branchId && b.op === op);
-    if (latest && latest.status !== "pending" && latest.status !== "skipped") throw new BranchStateError(gid, branchId, op, latest.status);
-    if (isFinal(current.transaction.status)) throw new WrongStatusError(gid, current.transaction.status, "changed");
+    if (latest && latest.status !== "pending") throw new BranchStateError(gid, branchId, op, latest.status);
+    throw new WrongStatusError(gid, current.transaction.status, `given a skipped branch now (it was ${tx.status})`);
   }
+  await record(ctx, gid, "skip", input, now, { branchId, op });
   ctx.engine.events.changed(gid);
   return { gid };
 }
