@@ -59,12 +59,20 @@ export class AccordClient implements CoordinatorCalls {
     this.#routing = checkRoutingRules(rules);
   }
 
-  /** The coordinators to use now for a call about `gid`: the configured ones, or those live in etcd, as routed. */
+  /**
+   * The coordinators for a call about `gid`, routed ones first (see RoutingRule), then the rest;
+   * and how many are routed. Failover starts among the routed ones and goes on to the others,
+   * so a canary that died but is still listed in etcd costs retries, not errors.
+   */
   async #clients(gid?: string): Promise<CoordinatorClient[]> {
     if (this.#discovery) await this.#discovery.ready;
     const endpoints: CoordinatorEndpoint[] = this.#discovery ? this.#discovery.coordinators() : this.#options.addresses!.map((address) => ({ address, labels: {} }));
     if (endpoints.length === 0) throw new ConnectError("no coordinator is registered in etcd", Code.Unavailable);
-    return routeFor(endpoints, this.#routing, gid).map(({ address }) => {
+    const routed = routeFor(endpoints, this.#routing, gid);
+    // Balance across the routed ones, then fail over to the rest.
+    const start = this.#next++ % routed.length;
+    const ordered = [...routed.slice(start), ...routed.slice(0, start), ...endpoints.filter((e) => !routed.includes(e))];
+    return ordered.map(({ address }) => {
       let client = this.#byAddress.get(address);
       if (!client) this.#byAddress.set(address, (client = createClient(CoordinatorService, createTransport(address, this.#options))));
       return client;
@@ -73,13 +81,7 @@ export class AccordClient implements CoordinatorCalls {
 
   async call<T>(fn: (client: CoordinatorClient, options: CallOptions) => Promise<T>, control: CallControl = {}): Promise<T> {
     const clients = await this.#clients(control.gid);
-    return withFailover(
-      clients.length,
-      this.#retries,
-      (i) => fn(clients[i]!, { signal: control.signal, timeoutMs: control.timeoutMs ?? this.#timeoutMs }),
-      control.signal,
-      this.#next++ % clients.length,
-    );
+    return withFailover(clients.length, this.#retries, (i) => fn(clients[i]!, { signal: control.signal, timeoutMs: control.timeoutMs ?? this.#timeoutMs }), control.signal);
   }
 
   /** Stops watching etcd (when discovery is used). */
@@ -140,9 +142,8 @@ export class AccordClient implements CoordinatorCalls {
 
   /** Every state of the transaction from now until it ends (or `signal` aborts). */
   async *watch(gid: string, signal?: AbortSignal): AsyncIterable<Transaction> {
-    const clients = await this.#clients();
-    const client = clients[this.#next++ % clients.length]!;
-    for await (const update of client.watchTransaction({ gid }, { signal })) if (update.transaction) yield update.transaction;
+    const [client] = await this.#clients();
+    for await (const update of client!.watchTransaction({ gid }, { signal })) if (update.transaction) yield update.transaction;
   }
 }
 

@@ -9,6 +9,7 @@ import type { RunningCoordinator } from "../../server/coordinator.js";
 import { TestBranchService } from "../support/branch-service.js";
 import { startTestCoordinator } from "../support/coordinator.js";
 import { startEtcd, type ThrowawayEtcd } from "../support/etcd.js";
+import { scrape } from "../support/prometheus.js";
 import { mysqlBackend } from "../support/stores.js";
 import { gate, waitUntil } from "../support/wait-until.js";
 
@@ -67,8 +68,8 @@ it("drains a coordinator under load: it leaves discovery, reports DRAINING, hand
     }
   };
   const workers = Array.from({ length: 6 }, worker);
-  // Wait until A has transactions of its own held mid-run.
-  await waitUntil(async () => svc.calls.some((c) => c.name === "/step-2"), "transactions to reach their second step", 60_000);
+  // Wait until A itself runs transactions held mid-run: those are what it must hand back.
+  await waitUntil(async () => ((await scrape(`${a.url}/metrics`)).value("accord_running_transactions") ?? 0) > 0, "A to run transactions held at their second step", 60_000);
 
   const admin = createClient(AdminService, createGrpcTransport({ baseUrl: a.url }));
   const draining = admin.drain({}, { timeoutMs: 60_000 });
