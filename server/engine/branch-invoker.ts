@@ -82,7 +82,12 @@ export function createBranchInvoker(options: BranchInvokerOptions): BranchInvoke
   };
   const bulkhead = (hostKey: string) => {
     let semaphore = hosts.get(hostKey);
-    if (!semaphore) hosts.set(hostKey, (semaphore = new Semaphore(maxCallsPerHost)));
+    if (!semaphore) {
+      // Hosts come from targets (a wildcard or a port range allows many): forget idle ones
+      // rather than keep one per host ever called. An idle bulkhead holds no state worth keeping.
+      if (hosts.size >= 10_000) for (const [key, idle] of hosts) if (idle.inUse === 0) hosts.delete(key);
+      hosts.set(hostKey, (semaphore = new Semaphore(maxCallsPerHost)));
+    }
     return semaphore;
   };
 
