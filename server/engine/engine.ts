@@ -47,6 +47,16 @@ export interface Engine {
   stop(graceMs: number): Promise<void>;
 }
 
+/** A transaction running here: whether its lease is still held, until when as far as we know, and under which generation. */
+interface RunEntry {
+  leaseLost: boolean;
+  released: boolean;
+  leaseUntil: number;
+  /** Known once the run has read the transaction. */
+  generation: number | undefined;
+  done: Promise<void>;
+}
+
 export interface EngineOptions {
   store: Store;
   /**
@@ -72,7 +82,7 @@ export function createEngine({ store, config, logger, invoker, metrics }: Engine
     return slots.tryAcquire();
   };
   /** Transactions running here: whether their lease is still held, and until when as far as we know. */
-  const running = new Map<string, { leaseLost: boolean; released: boolean; leaseUntil: number; done: Promise<void> }>();
+  const running = new Map<string, RunEntry>();
   let stopping = false;
   let pollTimer: NodeJS.Timeout | undefined;
   let renewTimer: NodeJS.Timeout | undefined;
@@ -87,9 +97,11 @@ export function createEngine({ store, config, logger, invoker, metrics }: Engine
     events,
     metrics,
     shouldYield: (gid: string) => stopping || (running.get(gid)?.leaseLost ?? false),
-    noteLease(gid: string, leaseUntil: number | null) {
+    noteLease(gid: string, leaseUntil: number | null, generation: number) {
       const entry = running.get(gid);
-      if (entry && leaseUntil !== null) entry.leaseUntil = leaseUntil;
+      if (!entry) return;
+      if (leaseUntil !== null) entry.leaseUntil = leaseUntil;
+      entry.generation = generation;
     },
     noteReleased(gid: string) {
       const entry = running.get(gid);
@@ -104,7 +116,7 @@ export function createEngine({ store, config, logger, invoker, metrics }: Engine
       if (!entry || entry.leaseLost || entry.released) return false;
       if (Date.now() < entry.leaseUntil - config.leaseMs / 3) return true;
       const until = Date.now() + config.leaseMs;
-      const kept = await store.renewLeases(coordinatorId, [gid], until);
+      const kept = entry.generation === undefined ? [] : await store.renewLeases(coordinatorId, [{ gid, generation: entry.generation }], until);
       if (kept.includes(gid)) entry.leaseUntil = until;
       else markLost(gid, entry);
       return !entry.leaseLost;
@@ -124,7 +136,7 @@ export function createEngine({ store, config, logger, invoker, metrics }: Engine
    */
   const launch = (gid: string, initial?: TransactionWithBranches, traceparent = initial?.transaction.traceparent) => {
     // Until the run reads the transaction, assume the shortest lease anyone could have given it.
-    const entry = { leaseLost: false, released: false, leaseUntil: Date.now() + config.leaseMs / 2, done: Promise.resolve() };
+    const entry: RunEntry = { leaseLost: false, released: false, leaseUntil: Date.now() + config.leaseMs / 2, generation: undefined, done: Promise.resolve() };
     running.set(gid, entry);
     metrics?.runStarted();
     entry.done = (tracingOn() ? inTransactionTrace(traceparent, () => runTransaction(ctx, gid, initial)) : runTransaction(ctx, gid, initial))
@@ -169,11 +181,12 @@ export function createEngine({ store, config, logger, invoker, metrics }: Engine
   };
 
   const renew = async () => {
-    const gids = [...running.keys()];
-    if (gids.length === 0) return;
+    // A run that has not read its transaction yet does not know its generation; it will within a step.
+    const leases = [...running].flatMap(([gid, entry]) => (entry.generation === undefined ? [] : [{ gid, generation: entry.generation }]));
+    if (leases.length === 0) return;
     const until = Date.now() + config.leaseMs;
-    const kept = new Set(await store.renewLeases(coordinatorId, gids, until));
-    for (const gid of gids) {
+    const kept = new Set(await store.renewLeases(coordinatorId, leases, until));
+    for (const { gid } of leases) {
       const entry = running.get(gid);
       // A run that just gave its transaction back (finished, or waiting) holds no lease to lose.
       if (!entry || entry.released) continue;

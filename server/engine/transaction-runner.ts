@@ -18,8 +18,8 @@ export interface RunnerContext {
   metrics?: Pick<EngineMetrics, "transactionFinished">;
   /** True once this coordinator should hand the transaction back (stopping, or lease lost). */
   shouldYield(gid: string): boolean;
-  /** The lease this run holds runs until `leaseUntil` (as read with the transaction). */
-  noteLease(gid: string, leaseUntil: number | null): void;
+  /** The lease this run holds runs until `leaseUntil`, under `generation` (as read with the transaction). */
+  noteLease(gid: string, leaseUntil: number | null, generation: number): void;
   /** The run gave the lease back itself (the transaction is final or waits): not a lost lease. */
   noteReleased(gid: string): void;
   /** Whether the lease is still held, renewing it first when it is close to running out. */
@@ -52,7 +52,7 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
   const branches = loaded.branches.map((b) => ({ ...b }));
   if (isFinal(tx.status)) return FINISHED;
   if (tx.owner !== ctx.coordinatorId) return YIELDED;
-  ctx.noteLease(gid, tx.leaseUntil);
+  ctx.noteLease(gid, tx.leaseUntil, tx.leaseGeneration);
   const stillOwned = () => ctx.stillOwned(gid);
 
   const log = ctx.logger.child({ gid, mode: tx.mode });
@@ -71,10 +71,13 @@ export async function runTransaction(ctx: RunnerContext, gid: string, initial?: 
     const now = Date.now();
     const fullChanges: TransactionChanges = { ...changes, updatedAt: now };
     const owner = ctx.coordinatorId;
+    // Held by this coordinator under the generation this run took: a later taker wins, even one
+    // with the same coordinator id (a restarted process while this one was paused).
+    const holder = { owner, leaseGeneration: tx.leaseGeneration };
     const cas: WriteOp =
       to === undefined || to === "same"
-        ? { kind: "transaction", gid, expect: { owner, ...(to === "same" ? { statuses: [tx.status] } : {}) }, changes: fullChanges }
-        : transitionOp(gid, tx.mode, tx.status, to, fullChanges, owner);
+        ? { kind: "transaction", gid, expect: { ...holder, ...(to === "same" ? { statuses: [tx.status] } : {}) }, changes: fullChanges }
+        : { ...transitionOp(gid, tx.mode, tx.status, to, fullChanges, owner), expect: holder };
     const ops: WriteOp[] = [...groupBranchWrites(gid, unsaved, tx.status, now), cas];
     const outcomes = await ctx.store.write(ops);
     unsaved.clear();

@@ -1,6 +1,6 @@
 import { noteStoreGroup, traceStoreWrite, tracingOn } from "../observe/tracing.js";
 import { createGroupCommit } from "./group-commit.js";
-import type { AdminActionRecord, BacklogStats, ClaimedTransaction, ListPage, ListQuery, RequestRecord, TransactionWithBranches } from "./records.js";
+import type { AdminActionRecord, HeldLease, BacklogStats, ClaimedTransaction, ListPage, ListQuery, RequestRecord, TransactionWithBranches } from "./records.js";
 import type { DeletedRows, Store } from "./store.js";
 import type { WriteOp, WriteOutcome } from "./write-ops.js";
 
@@ -30,7 +30,7 @@ export abstract class GroupedStore implements Store {
   abstract listTransactions(query: ListQuery): Promise<ListPage>;
   abstract claimDue(owner: string, now: number, leaseUntil: number, limit: number): Promise<ClaimedTransaction[]>;
   abstract backlog(now: number): Promise<BacklogStats>;
-  abstract renewLeases(owner: string, gids: readonly string[], leaseUntil: number): Promise<string[]>;
+  abstract renewLeases(owner: string, leases: readonly HeldLease[], leaseUntil: number): Promise<string[]>;
   abstract deleteFinished(finishedBefore: number, limit: number): Promise<DeletedRows>;
   abstract ping(): Promise<void>;
   abstract close(): Promise<void>;

@@ -127,6 +127,14 @@ export interface TransactionExpectation {
   statuses?: readonly TransactionStatus[];
   /** The caller must hold the lease (owner matches). */
   owner?: string;
+  /** …and hold it still under the generation it took it with (a later taker, even one with the same id, wins). */
+  leaseGeneration?: number;
+}
+
+/** A lease a coordinator believes it holds: the transaction, and the generation it took it under. */
+export interface HeldLease {
+  gid: string;
+  generation: number;
 }
 
 export type BranchChanges = Partial<Pick<BranchRecord, "status" | "attempts" | "lastError" | "updatedAt">>;

@@ -1,4 +1,4 @@
-import type { AdminActionRecord, BacklogStats, ClaimedTransaction, ListPage, ListQuery, RequestRecord, TransactionWithBranches } from "./records.js";
+import type { AdminActionRecord, BacklogStats, HeldLease, ClaimedTransaction, ListPage, ListQuery, RequestRecord, TransactionWithBranches } from "./records.js";
 import type { WriteOp, WriteOutcome } from "./write-ops.js";
 
 /**
@@ -41,7 +41,7 @@ export interface Store {
   backlog(now: number): Promise<BacklogStats>;
 
   /** Extend the lease on rows `owner` still holds; returns the gids whose lease was extended. */
-  renewLeases(owner: string, gids: readonly string[], leaseUntil: number): Promise<string[]>;
+  renewLeases(owner: string, leases: readonly HeldLease[], leaseUntil: number): Promise<string[]>;
 
   /**
    * Retention: deletes up to `limit` finished transactions (SUCCEEDED or FAILED) that finished

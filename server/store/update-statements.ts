@@ -55,6 +55,10 @@ export function createUpdateStatements(transactions: Table, branches: Table) {
         where += " AND `owner` = ?";
         params.push(op.expect.owner);
       }
+      if (op.expect.leaseGeneration !== undefined) {
+        where += " AND `lease_generation` = ?";
+        params.push(op.expect.leaseGeneration);
+      }
       return { sql: `UPDATE \`${txTable}\` SET ${assignments.sql} WHERE ${where}`, params };
     },
 

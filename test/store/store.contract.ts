@@ -180,12 +180,19 @@ export function describeStoreContract(backend: StoreBackend) {
       const now = Date.now();
       await createTx(store, txRecord("r1", { owner: "A", leaseUntil: now }), []);
       await createTx(store, txRecord("r2", { owner: "B", leaseUntil: now }), []);
-      expect(await store.renewLeases("A", ["r1", "r2", "r3"], now + 9000)).toEqual(["r1"]);
+      const held = (gid: string, generation = 0) => ({ gid, generation });
+      expect(await store.renewLeases("A", [held("r1"), held("r2"), held("r3")], now + 9000)).toEqual(["r1"]);
       expect((await store.getTransaction("r2"))?.transaction.leaseUntil).toBe(now);
       // Renewals that cross: the later lease stays, and the earlier renewal still counts as held.
-      expect(await store.renewLeases("A", ["r1"], now + 20_000)).toEqual(["r1"]);
-      expect(await store.renewLeases("A", ["r1"], now + 10_000)).toEqual(["r1"]);
+      expect(await store.renewLeases("A", [held("r1")], now + 20_000)).toEqual(["r1"]);
+      expect(await store.renewLeases("A", [held("r1")], now + 10_000)).toEqual(["r1"]);
       expect((await store.getTransaction("r1"))?.transaction.leaseUntil).toBe(now + 20_000);
+      // Taken again under the same owner id (a restarted process): the older generation has lost it.
+      await createTx(store, txRecord("r4", { owner: "A", leaseUntil: now, leaseGeneration: 3 }), []);
+      expect(await store.renewLeases("A", [held("r4", 2)], now + 9000)).toEqual([]);
+      expect(await store.renewLeases("A", [held("r4", 3)], now + 9000)).toEqual(["r4"]);
+      expect(await casTx(store, { kind: "transaction", gid: "r4", expect: { owner: "A", leaseGeneration: 2 }, changes: { lastError: "stale" } })).toBe(false);
+      expect(await casTx(store, { kind: "transaction", gid: "r4", expect: { owner: "A", leaseGeneration: 3 }, changes: { lastError: "fresh" } })).toBe(true);
     });
 
     it("lists newest first with filters and stable page tokens", async () => {

@@ -9,6 +9,7 @@ import { backlogColumns, toBacklogStats, unfinishedRows } from "../backlog-query
 import { chunks } from "../chunks.js";
 import type {
   AdminActionRecord,
+  HeldLease,
   BacklogStats,
   ClaimedTransaction,
   ListPage,
@@ -301,17 +302,22 @@ class MysqlStore extends GroupedStore {
     return toBacklogStats(row);
   }
 
-  async renewLeases(owner: string, gids: readonly string[], leaseUntil: number): Promise<string[]> {
-    if (gids.length === 0) return [];
-    const held = and(inArray(transactions.gid, [...gids]), eq(transactions.owner, owner));
+  async renewLeases(owner: string, leases: readonly HeldLease[], leaseUntil: number): Promise<string[]> {
+    if (leases.length === 0) return [];
+    const generations = new Map(leases.map((l) => [l.gid, l.generation]));
+    const held = and(inArray(transactions.gid, [...generations.keys()]), eq(transactions.owner, owner));
     // Two renewals of one coordinator may cross (the periodic one and one before a call): a lease
     // only ever grows, and a row still ours with at least this lease counts as renewed.
     await this.db
       .update(transactions)
       .set({ leaseUntil: sql`GREATEST(COALESCE(${transactions.leaseUntil}, 0), ${leaseUntil})` })
       .where(held);
-    const rows = await this.db.select({ gid: transactions.gid }).from(transactions).where(and(held, gte(transactions.leaseUntil, leaseUntil)));
-    return rows.map((r) => r.gid);
+    const rows = await this.db
+      .select({ gid: transactions.gid, generation: transactions.leaseGeneration })
+      .from(transactions)
+      .where(and(held, gte(transactions.leaseUntil, leaseUntil)));
+    // A row taken again since (a higher generation, even under the same owner id) is not ours.
+    return rows.filter((r) => generations.get(r.gid) === r.generation).map((r) => r.gid);
   }
 
   async deleteFinished(finishedBefore: number, limit: number): Promise<DeletedRows> {

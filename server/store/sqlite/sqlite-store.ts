@@ -9,7 +9,7 @@ import { backlogColumns, toBacklogStats, unfinishedRows } from "../backlog-query
 import { chunks } from "../chunks.js";
 import { GroupedStore } from "../grouped-store.js";
 import { createUpdateStatements } from "../update-statements.js";
-import type { AdminActionRecord, BacklogStats, ClaimedTransaction, ListPage, ListQuery, RequestRecord, TransactionWithBranches } from "../records.js";
+import type { AdminActionRecord, HeldLease, BacklogStats, ClaimedTransaction, ListPage, ListQuery, RequestRecord, TransactionWithBranches } from "../records.js";
 import { listOrder, listWhere, sortBranches, toAdminActionRecord, toBranchRecord, toBranchRow, toListPage, toTransactionRecord } from "../row-mapping.js";
 import type { StoreObserver } from "../open-store.js";
 import type { DeletedRows, Store } from "../store.js";
@@ -171,15 +171,17 @@ class SqliteStore extends GroupedStore {
     return toBacklogStats(row);
   }
 
-  async renewLeases(owner: string, gids: readonly string[], leaseUntil: number): Promise<string[]> {
-    if (gids.length === 0) return [];
+  async renewLeases(owner: string, leases: readonly HeldLease[], leaseUntil: number): Promise<string[]> {
+    if (leases.length === 0) return [];
+    const generations = new Map(leases.map((l) => [l.gid, l.generation]));
     const rows = await this.db
       .update(transactions)
       // A lease only ever grows, whichever of two crossing renewals lands last.
       .set({ leaseUntil: sql`max(coalesce(${transactions.leaseUntil}, 0), ${leaseUntil})` })
-      .where(and(inArray(transactions.gid, [...gids]), eq(transactions.owner, owner)))
-      .returning({ gid: transactions.gid });
-    return rows.map((r) => r.gid);
+      .where(and(inArray(transactions.gid, [...generations.keys()]), eq(transactions.owner, owner)))
+      .returning({ gid: transactions.gid, generation: transactions.leaseGeneration });
+    // A row taken again since (a higher generation, even under the same owner id) is not ours.
+    return rows.filter((r) => generations.get(r.gid) === r.generation).map((r) => r.gid);
   }
 
   async deleteFinished(finishedBefore: number, limit: number): Promise<DeletedRows> {
