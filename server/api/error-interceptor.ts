@@ -1,6 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { CommandError } from "../engine/commands/index.js";
+import { wrapStreamMessages } from "../transport/stream-response.js";
 import { toConnectError } from "./errors.js";
 
 const CONNECTION_ERRORS = new Set([
@@ -45,17 +46,6 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
     } catch (error) {
       throw translate(error);
     }
-    if (!response.stream) return response;
-    const messages = response.message;
-    return {
-      ...response,
-      message: (async function* () {
-        try {
-          yield* messages;
-        } catch (error) {
-          throw translate(error);
-        }
-      })(),
-    };
+    return response.stream ? wrapStreamMessages(response, translate) : response;
   };
 }

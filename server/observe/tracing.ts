@@ -15,6 +15,7 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor, SimpleSpanProcessor, TracerProvider, type SpanExporter } from "@opentelemetry/sdk-trace";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { wrapStreamMessages } from "../transport/stream-response.js";
 
 // The coordinator's OpenTelemetry spans (README, "Tracing"). Off unless startTracing
 // ran: then every helper here returns at its first line, before touching the API, so a coordinator
@@ -185,20 +186,7 @@ export function createTracingInterceptor(): Interceptor {
       span.end();
       return response;
     }
-    const messages = response.message;
-    return {
-      ...response,
-      message: (async function* () {
-        try {
-          yield* messages;
-        } catch (error) {
-          throw mark(error);
-        } finally {
-          // Also when the client cancels a stream (the generator is returned early).
-          span.end();
-        }
-      })(),
-    };
+    return wrapStreamMessages(response, mark, () => span.end());
   };
 }
 
