@@ -6,6 +6,7 @@ import {
   MODES,
   TRANSACTION_STATUSES,
   type AdminActionRecord,
+  type ClaimedTransaction,
   type BranchRecord,
   type ListQuery,
   type TransactionRecord,
@@ -139,4 +140,10 @@ export function toAdminActionRecord(row: Omit<AdminActionRecord, "action" | "op"
     action: oneOf(ADMIN_ACTIONS, "action", row.action),
     op: row.op === "" ? "" : oneOf(BRANCH_OPS, "op", row.op),
   };
+}
+
+/** Claimed rows with the owner each had when the claim read it (a lease takeover when another). */
+export function withPreviousOwners(rows: TransactionRow[], before: readonly { gid: string; owner: string | null }[]): ClaimedTransaction[] {
+  const previous = new Map(before.map((r) => [r.gid, r.owner]));
+  return rows.map((row) => ({ ...toTransactionRecord(row), previousOwner: previous.get(row.gid) ?? null }));
 }

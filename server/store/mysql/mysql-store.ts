@@ -22,6 +22,7 @@ import {
   listOrder,
   listWhere,
   toAdminActionRecord,
+  withPreviousOwners,
   sortBranches,
   toBranchRecord,
   toBranchRow,
@@ -293,8 +294,7 @@ class MysqlStore extends GroupedStore {
       .where(and(inArray(transactions.gid, gids), dueAndFree));
     const rows = await this.db.select().from(transactions).where(and(inArray(transactions.gid, gids), eq(transactions.claimToken, token)));
     // The owner the candidate read saw: a row that changed hands since then failed the CAS above.
-    const previous = new Map(candidates.map((r) => [r.gid, r.owner]));
-    return rows.map((row) => ({ ...toTransactionRecord(row), previousOwner: previous.get(row.gid) ?? null }));
+    return withPreviousOwners(rows, candidates);
   }
 
   async backlog(now: number): Promise<BacklogStats> {

@@ -10,7 +10,7 @@ import { chunks } from "../chunks.js";
 import { GroupedStore } from "../grouped-store.js";
 import { createUpdateStatements } from "../update-statements.js";
 import type { AdminActionRecord, HeldLease, BacklogStats, ClaimedTransaction, ListPage, ListQuery, RequestRecord, TransactionWithBranches } from "../records.js";
-import { listOrder, listWhere, sortBranches, toAdminActionRecord, toBranchRecord, toBranchRow, toListPage, toTransactionRecord } from "../row-mapping.js";
+import { listOrder, listWhere, sortBranches, toAdminActionRecord, toBranchRecord, toBranchRow, toListPage, toTransactionRecord, withPreviousOwners } from "../row-mapping.js";
 import type { StoreObserver } from "../open-store.js";
 import type { DeletedRows, Store } from "../store.js";
 import type { WriteOp, WriteOutcome } from "../write-ops.js";
@@ -162,8 +162,7 @@ class SqliteStore extends GroupedStore {
         .where(and(inArray(transactions.gid, due), or(isNull(transactions.leaseUntil), lt(transactions.leaseUntil, now))))
         .returning(),
     ]);
-    const previous = new Map(before.map((r) => [r.gid, r.owner]));
-    return rows.map((row) => ({ ...toTransactionRecord(row), previousOwner: previous.get(row.gid) ?? null }));
+    return withPreviousOwners(rows, before);
   }
 
   async backlog(now: number): Promise<BacklogStats> {
