@@ -15,6 +15,7 @@ import { CONFIG_OPTIONS } from "../../server/config/schema.js";
 import { startCoordinator, type RunningCoordinator } from "../../server/coordinator.js";
 import { createLogger } from "../../server/observe/logger.js";
 import { TestBranchService } from "../support/branch-service.js";
+import { FAST_ENGINE } from "../support/coordinator.js";
 import { spawnCoordinator } from "../support/coordinator-process.js";
 import { freePort } from "../support/free-port.js";
 import { sqliteBackend } from "../support/stores.js";
@@ -211,17 +212,6 @@ describe("the live config holder", () => {
   });
 });
 
-/** The engine settings the other suites use: fast polls and retries. */
-const FAST_ENGINE = {
-  pollIntervalMs: 50,
-  retryInitialMs: 50,
-  retryMaxMs: 400,
-  ongoingIntervalMs: 50,
-  leaseMs: 2000,
-  minRetryIntervalMs: 10,
-  minOngoingIntervalMs: 10,
-  minBranchTimeoutMs: 10,
-};
 
 interface Running {
   coordinator: RunningCoordinator;

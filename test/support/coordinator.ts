@@ -2,6 +2,18 @@ import { pino, type Logger } from "pino";
 import { defaultConfig, resolveConfig, type AccordConfig, type ConfigOverrides } from "../../server/config.js";
 import { startCoordinator, type RunningCoordinator } from "../../server/coordinator.js";
 
+/** The engine settings test coordinators run with: fast polls and retries, floors lowered so tests can ask for short intervals (the floors have their own test). */
+export const FAST_ENGINE = {
+  pollIntervalMs: 50,
+  retryInitialMs: 50,
+  retryMaxMs: 400,
+  ongoingIntervalMs: 50,
+  leaseMs: 2000,
+  minRetryIntervalMs: 10,
+  minOngoingIntervalMs: 10,
+  minBranchTimeoutMs: 10,
+};
+
 /** Lists may be given as the comma strings env and flags take ("a,b"; tenantPrefixes "id=p|q;id2=r"). */
 export function testConfig(store: string, overrides: ConfigOverrides = {}): AccordConfig {
   const base = defaultConfig();
@@ -15,22 +27,9 @@ export function testConfig(store: string, overrides: ConfigOverrides = {}): Acco
     limits: { ...base.limits, ...overrides.limits },
     ops: { ...base.ops, ...overrides.ops },
     shutdown: { ...base.shutdown, graceMs: 2000, ...overrides.shutdown },
-    // Fast retries and polling keep the suites short; tests override per case.
     cluster: { ...base.cluster, ...overrides.cluster },
     security: { ...base.security, ...overrides.security },
-    // Floors lowered so tests can ask for short intervals; the floors themselves have their own test.
-    engine: {
-      ...base.engine,
-      pollIntervalMs: 50,
-      retryInitialMs: 50,
-      retryMaxMs: 400,
-      ongoingIntervalMs: 50,
-      leaseMs: 2000,
-      minRetryIntervalMs: 10,
-      minOngoingIntervalMs: 10,
-      minBranchTimeoutMs: 10,
-      ...overrides.engine,
-    },
+    engine: { ...base.engine, ...FAST_ENGINE, ...overrides.engine },
   });
 }
 
