@@ -118,7 +118,7 @@ export function createEngine({ store, config, logger, invoker, metrics }: Engine
       const until = Date.now() + config.leaseMs;
       const kept = entry.generation === undefined ? [] : await store.renewLeases(coordinatorId, [{ gid, generation: entry.generation }], until);
       if (kept.includes(gid)) entry.leaseUntil = until;
-      else markLost(gid, entry);
+      else await notRenewed(gid, entry);
       return !entry.leaseLost;
     },
   };
@@ -128,6 +128,18 @@ export function createEngine({ store, config, logger, invoker, metrics }: Engine
     entry.leaseLost = true;
     metrics?.leaseLost();
     log.warn({ gid }, "lease lost; stopping work on the transaction");
+  };
+
+  /**
+   * A renewal that did not keep the lease: lost if someone took the transaction since (a higher
+   * generation, or another owner). A row with no owner at this run's generation was handed back —
+   * by this run's own last write, whose answer can reach the run just after the renewal's does,
+   * or by an operator — so the run stops quietly, with no "lease lost" to alarm anyone.
+   */
+  const notRenewed = async (gid: string, entry: RunEntry) => {
+    const row = (await store.getTransaction(gid))?.transaction;
+    if (row === undefined || (row.owner === null && row.leaseGeneration === entry.generation)) entry.leaseLost = true;
+    else markLost(gid, entry);
   };
 
   /**
@@ -191,7 +203,7 @@ export function createEngine({ store, config, logger, invoker, metrics }: Engine
       // A run that just gave its transaction back (finished, or waiting) holds no lease to lose.
       if (!entry || entry.released) continue;
       if (kept.has(gid)) entry.leaseUntil = Math.max(entry.leaseUntil, until);
-      else markLost(gid, entry);
+      else await notRenewed(gid, entry);
     }
   };
 
